@@ -1,3 +1,60 @@
+// Command webhook is pdguard: the admission webhook and evidence controller (`serve`),
+// the same decisions offline (`check`), the canary log scanner (`scan-log`), and the
+// audit report (`report`).
 package main
 
-func main() {}
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var coded *exitCodeError
+	if errors.As(err, &coded) {
+		if coded.Err != nil {
+			fmt.Fprintln(os.Stderr, "webhook:", coded.Err)
+		}
+		return coded.Code
+	}
+	fmt.Fprintln(os.Stderr, "webhook:", err)
+	return 2
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "webhook",
+		Short:         "pdguard keeps PingDirectory upgrades on Kubernetes to the vendor's canary procedure",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newVersionCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/pdguard/pdguard/audit"
+	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/webhook"
+)
+
+type serveFlags struct {
+	guard            guardFlags
+	certDir          string
+	host             string
+	port             int
+	metricsAddr      string
+	probeAddr        string
+	leaderElect      bool
+	leaderElectionNS string
+	logFormat        string
+	logLevel         string
+	evidence         evidenceFlags
+}
+
+func newServeCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the admission webhooks and run the canary evidence controller",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(f.logFormat, f.logLevel)
+			if err != nil {
+				return badInput(err)
+			}
+			ctrl.SetLogger(log)
+			klog.SetLogger(log)
+			return serve(cmd, &f, log)
+		},
+	}
+	fs := cmd.Flags()
+	f.guard.register(fs)
+	fs.StringVar(&f.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key; reloaded when they change")
+	fs.StringVar(&f.host, "host", "", "address the webhook server listens on (empty: all)")
+	fs.IntVar(&f.port, "port", 9443, "port the webhook server listens on")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one leader for the evidence controller; every replica serves admission")
+	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info or error")
+	f.evidence.register(fs)
+	return cmd
+}
+
+func newLogger(format, level string) (logr.Logger, error) {
+	var cfg zap.Config
+	switch format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+		cfg.EncoderConfig.TimeKey = "ts"
+		cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+	default:
+		return logr.Discard(), fmt.Errorf("--log-format must be json or console, got %q", format)
+	}
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return logr.Discard(), fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	z, err := cfg.Build()
+	if err != nil {
+		return logr.Discard(), err
+	}
+	return zapr.NewLogger(z), nil
+}
+
+func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
+	opts, sel, err := f.guard.options()
+	if err != nil {
+		return badInput(err)
+	}
+	engine, err := f.guard.engine()
+	if err != nil {
+		return badInput(err)
+	}
+	if err := f.evidence.validate(); err != nil {
+		return badInput(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("no Kubernetes client configuration (in-cluster, --kubeconfig or KUBECONFIG): %w", err)
+	}
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
+		c.MinVersion = tls.VersionTLS12
+		// HTTP/2 stays off: its rapid-reset and stream-multiplexing attacks (CVE-2023-44487,
+		// CVE-2023-39325) hit webhook servers, and the API server speaks HTTP/1.1 to them.
+		c.NextProtos = []string{"http/1.1"}
+	}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr, TLSOpts: tlsOpts},
+		HealthProbeBindAddress:  f.probeAddr,
+		LeaderElection:          f.leaderElect,
+		LeaderElectionID:        "pdguard-evidence.pdguard.io",
+		LeaderElectionNamespace: f.leaderElectionNS,
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}),
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only guarded StatefulSets and their pods are cached, so memory stays flat
+			// however many other workloads the cluster runs.
+			&appsv1.StatefulSet{}: {Label: sel},
+			&corev1.Pod{}:         {Label: sel},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+
+	ctx := cmd.Context()
+	events := mgr.GetEventRecorder("pdguard")
+	rec := audit.NewRecorder(log.WithName("admission"), events, crmetrics.Registry)
+	g := guard.New(engine, opts)
+	pods := webhook.CachedPods{Reader: mgr.GetCache()}
+	srv := mgr.GetWebhookServer()
+	srv.Register("/mutate", &admission.Webhook{Handler: &webhook.Handler{Phase: "mutate", Guard: g, Selector: sel, Pods: pods, Audit: rec}})
+	srv.Register("/validate", &admission.Webhook{Handler: &webhook.Handler{Phase: "validate", Guard: g, Selector: sel, Pods: pods, Audit: rec}})
+
+	if f.guard.policyDir != "" {
+		go engine.Watch(ctx, log.WithName("policy"))
+	}
+	if err := setupEvidence(mgr, &f.evidence, opts, sel, log); err != nil {
+		return err
+	}
+
+	// Admission reads pods from the cache: make the informers exist before the server
+	// reports ready, so the first request never waits for a cache to fill.
+	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.StatefulSet{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("starting informer for %T: %w", obj, err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
+		syncCtx, cancel := contextWithTimeout(req, time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+			return errors.New("informer caches not synced yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	log.Info("starting pdguard", "version", version, "selector", sel.String(), "container", opts.Diff.Container,
+		"enforcement", opts.Enforcement, "canaryReplicas", opts.CanaryReplicas, "soak", opts.Soak.String(), "pid", os.Getpid())
+	return mgr.Start(ctx)
+}

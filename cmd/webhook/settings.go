@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/policy"
+	"github.com/pdguard/pdguard/specdiff"
+)
+
+// guardFlags are the decision settings shared by `serve` and `check`, so an offline check
+// decides exactly as the server configured with the same flags.
+type guardFlags struct {
+	selector          string
+	container         string
+	canaryReplicas    int32
+	singleReplica     string
+	enforcement       string
+	overrideGroups    []string
+	soak              time.Duration
+	policyDir         string
+	ignoreLabels      []string
+	ignoreAnnotations []string
+}
+
+func (f *guardFlags) register(fs *pflag.FlagSet) {
+	d := guard.DefaultOptions()
+	fs.StringVar(&f.selector, "selector", "app.kubernetes.io/name=pingdirectory", "label selector of the StatefulSets (and their pods) that pdguard guards")
+	fs.StringVar(&f.container, "container", d.Diff.Container, "name of the PingDirectory container in the pod template")
+	fs.Int32Var(&f.canaryReplicas, "canary-replicas", d.CanaryReplicas, "how many of the highest ordinals a version change updates first")
+	fs.StringVar(&f.singleReplica, "single-replica", d.SingleReplica, "what to do with a version change on a 1-replica StatefulSet, where no canary is possible: warn or deny")
+	fs.StringVar(&f.enforcement, "enforcement", d.Enforcement, "enforce, warn (allow with warnings) or dryrun (allow silently, log and audit only); a StatefulSet's pdguard.io/enforcement annotation can only make it stricter")
+	fs.StringSliceVar(&f.overrideGroups, "override-groups", d.OverrideGroups, "users or groups whose pdguard.io/override-reason annotation lifts the rules")
+	fs.DurationVar(&f.soak, "soak", d.Soak, "how long a canary pod must have been Ready before its verdict can promote the rollout")
+	fs.StringVar(&f.policyDir, "policy-dir", "", "directory of extra Rego modules (package pdguard.validate: violation / advisory rules), reloaded on change")
+	fs.StringSliceVar(&f.ignoreLabels, "ignore-template-labels", d.Diff.IgnoreLabels, "pod template labels whose change is not a configuration change")
+	fs.StringSliceVar(&f.ignoreAnnotations, "ignore-template-annotations", d.Diff.IgnoreAnnotations, "pod template annotations whose change is not a configuration change")
+}
+
+func (f *guardFlags) options() (guard.Options, labels.Selector, error) {
+	sel, err := labels.Parse(f.selector)
+	if err != nil {
+		return guard.Options{}, nil, fmt.Errorf("--selector %q: %w", f.selector, err)
+	}
+	if sel.Empty() {
+		return guard.Options{}, nil, fmt.Errorf("--selector must not be empty: pdguard would guard every StatefulSet")
+	}
+	diff := specdiff.DefaultOptions()
+	diff.Container = f.container
+	diff.IgnoreLabels = f.ignoreLabels
+	diff.IgnoreAnnotations = f.ignoreAnnotations
+	opts := guard.Options{
+		CanaryReplicas: f.canaryReplicas,
+		SingleReplica:  strings.ToLower(f.singleReplica),
+		Enforcement:    strings.ToLower(f.enforcement),
+		OverrideGroups: f.overrideGroups,
+		Soak:           f.soak,
+		Diff:           diff,
+	}
+	if err := opts.Validate(); err != nil {
+		return guard.Options{}, nil, err
+	}
+	return opts, sel, nil
+}
+
+func (f *guardFlags) engine() (*policy.Engine, error) {
+	return policy.New(policy.Options{PolicyDir: f.policyDir})
+}

@@ -1,0 +1,89 @@
+// Package evidence is the controller that proves or disproves each canary: for every pod
+// of a guarded StatefulSet that runs the update revision, it reads the product
+// container's log, judges whether `manage-profile replace-profile` migrated the server,
+// and records the verdict on the pod (pdguard.io/replace-profile) where admission reads
+// it from cache. Optionally it promotes proven canaries one ordinal at a time.
+package evidence
+
+import (
+	"fmt"
+
+	"github.com/pdguard/pdguard/logscan"
+	"github.com/pdguard/pdguard/rollout"
+)
+
+// CrashLoopRestarts is how many restarts of one canary container make it Failed even
+// before the kubelet reports CrashLoopBackOff. One or two restarts happen when the
+// startup probe kills a slow migration; the next start runs replace-profile again.
+const CrashLoopRestarts = 3
+
+// PodState is what the judge needs to know about one canary pod.
+type PodState struct {
+	Container rollout.ContainerState
+	Ready     bool
+}
+
+// needsLog reports whether the pod's log must be read to judge it. A crash-looping
+// container is judged from its status alone: its log may be empty or from an attempt
+// that will not finish.
+func needsLog(p PodState) bool {
+	return crashLoopReason(p.Container) == "" && p.Container.ID != ""
+}
+
+// crashLoopReason names why a container counts as restarting forever, or "".
+func crashLoopReason(c rollout.ContainerState) string {
+	switch {
+	case c.Waiting == "CrashLoopBackOff":
+		return fmt.Sprintf("container is in CrashLoopBackOff after %d restarts (last exit code %d%s)", c.Restarts, c.LastExitCode, reasonSuffix(c.LastReason))
+	case c.Restarts >= CrashLoopRestarts:
+		return fmt.Sprintf("container restarted %d times (last exit code %d%s)", c.Restarts, c.LastExitCode, reasonSuffix(c.LastReason))
+	}
+	return ""
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ", " + r
+}
+
+// Judge turns the pod's state and the scan of its log into a verdict and a reason a
+// person can act on. scan is nil when the log was not read.
+func Judge(p PodState, scan *logscan.Result) (verdict, reason string) {
+	if r := crashLoopReason(p.Container); r != "" {
+		return rollout.VerdictFailed, r + "; read its previous log with kubectl logs --previous and scan it with webhook scan-log"
+	}
+	if p.Container.ID == "" {
+		return rollout.VerdictInProgress, "container has not started yet"
+	}
+	if scan == nil {
+		return rollout.VerdictUnknown, "container log was not read"
+	}
+	switch string(scan.Verdict) {
+	case rollout.VerdictSucceeded:
+		if !p.Ready {
+			return rollout.VerdictInProgress, "replace-profile succeeded; waiting for the pod to become Ready"
+		}
+		return rollout.VerdictSucceeded, scan.Reason
+	case rollout.VerdictFailed, rollout.VerdictNotUpgraded, rollout.VerdictInProgress:
+		return string(scan.Verdict), scan.Reason
+	default:
+		if p.Ready {
+			// Ready with no replace-profile in the log: the pod started without migrating
+			// (a first start, or a log that was cut). That is not proof.
+			return rollout.VerdictUnknown, "pod is Ready but its log shows no replace-profile run: " + scan.Reason
+		}
+		return rollout.VerdictInProgress, "no replace-profile output yet"
+	}
+}
+
+// Final reports whether a verdict will not change for the same container, so its log
+// need not be read again.
+func Final(verdict string) bool {
+	switch verdict {
+	case rollout.VerdictSucceeded, rollout.VerdictFailed, rollout.VerdictNotUpgraded:
+		return true
+	}
+	return false
+}

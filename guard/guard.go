@@ -1,0 +1,329 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	evanjsonpatch "github.com/evanphx/json-patch/v5"
+	"gomodules.xyz/jsonpatch/v2"
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/pdguard/pdguard/policy"
+	"github.com/pdguard/pdguard/rollout"
+	"github.com/pdguard/pdguard/specdiff"
+)
+
+// Options are the server's settings for every guarded StatefulSet.
+type Options struct {
+	CanaryReplicas int32
+	SingleReplica  string // warn | deny
+	Enforcement    string // enforce | warn | dryrun
+	OverrideGroups []string
+	Soak           time.Duration
+	// Diff names the product container and the template keys that are not config.
+	Diff specdiff.Options
+}
+
+// DefaultOptions are the documented flag defaults.
+func DefaultOptions() Options {
+	return Options{
+		CanaryReplicas: 1,
+		SingleReplica:  "warn",
+		Enforcement:    "enforce",
+		OverrideGroups: []string{"system:masters"},
+		Soak:           30 * time.Second,
+		Diff:           specdiff.DefaultOptions(),
+	}
+}
+
+// Validate checks settings once at start-up so a typo fails the server, not a request.
+func (o Options) Validate() error {
+	var errs []error
+	if o.CanaryReplicas < 1 {
+		errs = append(errs, fmt.Errorf("--canary-replicas must be at least 1, got %d", o.CanaryReplicas))
+	}
+	if o.SingleReplica != "warn" && o.SingleReplica != "deny" {
+		errs = append(errs, fmt.Errorf("--single-replica must be warn or deny, got %q", o.SingleReplica))
+	}
+	switch o.Enforcement {
+	case "enforce", "warn", "dryrun":
+	default:
+		errs = append(errs, fmt.Errorf("--enforcement must be enforce, warn or dryrun, got %q", o.Enforcement))
+	}
+	if o.Soak < 0 {
+		errs = append(errs, fmt.Errorf("--soak must not be negative, got %s", o.Soak))
+	}
+	if o.Diff.Container == "" {
+		errs = append(errs, errors.New("--container must name the product container"))
+	}
+	return errors.Join(errs...)
+}
+
+// Guard makes admission decisions for guarded StatefulSets.
+type Guard struct {
+	engine *policy.Engine
+	opts   Options
+	now    func() time.Time
+}
+
+func New(engine *policy.Engine, opts Options) *Guard {
+	return &Guard{engine: engine, opts: opts, now: time.Now}
+}
+
+// WithClock returns a copy of the guard that reads time from now (tests, replays).
+func (g *Guard) WithClock(now func() time.Time) *Guard {
+	c := *g
+	c.now = now
+	return &c
+}
+
+// MutateResult is the mutating webhook's answer.
+type MutateResult struct {
+	// Patch is empty unless the mode is enforce and a rule changed the object.
+	Patch    []jsonpatch.JsonPatchOperation
+	Rules    []string
+	Warnings []string
+	Mode     string
+	Decision policy.Mutation
+}
+
+// ValidateResult is the validating webhook's answer.
+type ValidateResult struct {
+	Allowed  bool
+	Rules    []string
+	Reasons  []string
+	Warnings []string
+	Mode     string
+	Decision policy.Validation
+}
+
+// Mutate decides what the mutating webhook changes.
+func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error) {
+	in, err := g.buildInput("mutate", req)
+	if err != nil {
+		var ng *NotGuardedError
+		if errors.As(err, &ng) {
+			return &MutateResult{Warnings: []string{notGuardedWarning(ng)}}, nil
+		}
+		return nil, err
+	}
+	d, err := g.engine.Mutate(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	res := &MutateResult{Mode: d.Mode, Decision: d, Rules: []string{}}
+	for _, f := range d.Fired {
+		res.Rules = append(res.Rules, f.Rule)
+	}
+	switch d.Mode {
+	case "enforce":
+		for _, f := range d.Fired {
+			res.Warnings = append(res.Warnings, f.Message)
+		}
+		for _, f := range d.Warnings {
+			res.Warnings = append(res.Warnings, f.Message)
+		}
+		res.Patch, err = g.patchFor(req, in, d)
+		if err != nil {
+			return nil, err
+		}
+	case "warn":
+		for _, f := range d.Fired {
+			res.Warnings = append(res.Warnings, "pdguard (warn mode) would have changed this object: "+f.Message)
+		}
+		for _, f := range d.Warnings {
+			res.Warnings = append(res.Warnings, f.Message)
+		}
+	}
+	return res, nil
+}
+
+// Validate decides whether the (already mutated) object is admitted.
+func (g *Guard) Validate(ctx context.Context, req *Request) (*ValidateResult, error) {
+	in, err := g.buildInput("validate", req)
+	if err != nil {
+		var ng *NotGuardedError
+		if errors.As(err, &ng) {
+			return &ValidateResult{Allowed: true, Rules: []string{}, Warnings: []string{notGuardedWarning(ng)}}, nil
+		}
+		return nil, err
+	}
+	d, err := g.engine.Validate(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	res := &ValidateResult{Allowed: d.Allowed, Mode: d.Mode, Decision: d, Rules: []string{}}
+	for _, f := range d.Violations {
+		res.Rules = append(res.Rules, f.Rule)
+	}
+	for _, f := range d.Denials {
+		res.Reasons = append(res.Reasons, f.Message)
+	}
+	for _, f := range d.Warnings {
+		res.Warnings = append(res.Warnings, f.Message)
+	}
+	return res, nil
+}
+
+func notGuardedWarning(ng *NotGuardedError) string {
+	return "pdguard cannot guard this StatefulSet: " + ng.Reason + "; upgrades of it are not protected. Name the product container with the webhook's --container flag, or remove the selector label."
+}
+
+// patchFor turns the policy's mutation into RFC 6902 operations on the request object.
+// Operations address only what exists in a defaulted StatefulSet, adding parents that
+// may be missing in objects sent without defaults.
+func (g *Guard) patchFor(req *Request, in *policy.Input, d policy.Mutation) ([]jsonpatch.JsonPatchOperation, error) {
+	var ops []jsonpatch.JsonPatchOperation
+	sts := req.New
+	if d.Partition != nil {
+		current, has := rollout.Partition(sts)
+		if !has || current != *d.Partition {
+			if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+				return nil, fmt.Errorf("statefulset %s/%s uses updateStrategy OnDelete, which has no partition: set updateStrategy.type to RollingUpdate so pdguard can pin a canary", sts.Namespace, sts.Name)
+			}
+			switch {
+			case sts.Spec.UpdateStrategy.RollingUpdate != nil:
+				ops = append(ops, jsonpatch.NewOperation("add", "/spec/updateStrategy/rollingUpdate/partition", *d.Partition))
+			case sts.Spec.UpdateStrategy.Type != "":
+				ops = append(ops, jsonpatch.NewOperation("add", "/spec/updateStrategy/rollingUpdate", map[string]any{"partition": *d.Partition}))
+			default:
+				ops = append(ops, jsonpatch.NewOperation("add", "/spec/updateStrategy", map[string]any{
+					"type": string(appsv1.RollingUpdateStatefulSetStrategyType), "rollingUpdate": map[string]any{"partition": *d.Partition},
+				}))
+			}
+		}
+	}
+	const canaryPath = "/metadata/annotations/pdguard.io~1canary"
+	switch {
+	case d.RecordCanary:
+		partition := int32(0)
+		if d.Partition != nil {
+			partition = *d.Partition
+		}
+		rec := rollout.CanaryRecord{
+			FromImage: in.Canary.StableImage.Ref, ToImage: in.New.Image.Ref,
+			FromVersion: versionText(in.Canary.StableImage), ToVersion: versionText(in.New.Image),
+			Partition: partition, Started: g.now().UTC().Truncate(time.Second), RequestedBy: req.User.Username,
+		}
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		if sts.Annotations == nil {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]any{rollout.CanaryAnnotation: string(raw)}))
+		} else {
+			ops = append(ops, jsonpatch.NewOperation("add", canaryPath, string(raw)))
+		}
+	case d.CloseCanary:
+		if _, ok := sts.Annotations[rollout.CanaryAnnotation]; ok {
+			ops = append(ops, jsonpatch.NewOperation("remove", canaryPath, nil))
+		}
+	}
+	return ops, nil
+}
+
+func versionText(img policy.Image) string {
+	if img.Version.Known {
+		return img.Version.Text
+	}
+	return ""
+}
+
+// ApplyPatch applies JSON patch operations to an object, as the API server does with a
+// mutating webhook's answer.
+func ApplyPatch(sts *appsv1.StatefulSet, ops []jsonpatch.JsonPatchOperation) (*appsv1.StatefulSet, error) {
+	if len(ops) == 0 {
+		return sts, nil
+	}
+	doc, err := json.Marshal(sts)
+	if err != nil {
+		return nil, err
+	}
+	rawOps, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := evanjsonpatch.DecodePatch(rawOps)
+	if err != nil {
+		return nil, fmt.Errorf("decoding patch: %w", err)
+	}
+	patched, err := patch.Apply(doc)
+	if err != nil {
+		return nil, fmt.Errorf("applying patch %s: %w", rawOps, err)
+	}
+	out := &appsv1.StatefulSet{}
+	if err := json.Unmarshal(patched, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CheckResult is what `webhook check` prints: mutation then validation, as the API
+// server would run them.
+type CheckResult struct {
+	Allowed  bool                           `json:"allowed"`
+	Patch    []jsonpatch.JsonPatchOperation `json:"patch"`
+	Rules    []string                       `json:"rules"`
+	Reasons  []string                       `json:"reasons"`
+	Warnings []string                       `json:"warnings"`
+	Mode     string                         `json:"-"`
+}
+
+// Check runs the mutating then the validating decision on one request.
+func (g *Guard) Check(ctx context.Context, req *Request) (*CheckResult, error) {
+	m, err := g.Mutate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	mutated, err := ApplyPatch(req.New, m.Patch)
+	if err != nil {
+		return nil, err
+	}
+	vreq := *req
+	vreq.New = mutated
+	v, err := g.Validate(ctx, &vreq)
+	if err != nil {
+		return nil, err
+	}
+	res := &CheckResult{
+		Allowed: v.Allowed, Patch: m.Patch, Mode: v.Mode,
+		Rules:    dedupe(append(append([]string{}, m.Rules...), v.Rules...)),
+		Reasons:  nonNil(v.Reasons),
+		Warnings: dedupe(append(append([]string{}, m.Warnings...), v.Warnings...)),
+	}
+	if res.Patch == nil {
+		res.Patch = []jsonpatch.JsonPatchOperation{}
+	}
+	return res, nil
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Summary is a one-line account of a decision for logs and events.
+func Summary(rules []string) string {
+	if len(rules) == 0 {
+		return "none"
+	}
+	return strings.Join(rules, ",")
+}

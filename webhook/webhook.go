@@ -1,0 +1,183 @@
+// Package webhook holds the thin admission handlers: decode the request, skip what is not
+// guarded, ask the guard, and turn its answer into an admission response and an audit
+// record. No rule lives here.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/pdguard/pdguard/audit"
+	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/rollout"
+)
+
+// PodSource lists a StatefulSet's pods. In the server it reads the informer cache, so
+// admission never calls the API server or waits on logs.
+type PodSource interface {
+	PodsFor(ctx context.Context, sts *appsv1.StatefulSet) ([]corev1.Pod, error)
+}
+
+// CachedPods lists pods through a controller-runtime cache-backed reader.
+type CachedPods struct{ Reader client.Reader }
+
+func (c CachedPods) PodsFor(ctx context.Context, sts *appsv1.StatefulSet) ([]corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("statefulset %s/%s has an invalid selector: %w", sts.Namespace, sts.Name, err)
+	}
+	var list corev1.PodList
+	if err := c.Reader.List(ctx, &list, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("listing pods of statefulset %s/%s from cache: %w", sts.Namespace, sts.Name, err)
+	}
+	return list.Items, nil
+}
+
+// Handler answers one of the two webhook paths.
+type Handler struct {
+	// Phase is "mutate" or "validate".
+	Phase    string
+	Guard    *guard.Guard
+	Selector labels.Selector
+	Pods     PodSource
+	Audit    *audit.Recorder
+}
+
+var statefulSetKind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}
+
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	d := audit.Decision{
+		Webhook: h.Phase, Namespace: req.Namespace, Name: req.Name,
+		Operation: string(req.Operation), User: req.UserInfo.Username,
+		DryRun: req.DryRun != nil && *req.DryRun,
+	}
+	resp := h.decide(ctx, req, &d)
+	d.Latency = time.Since(start)
+	if d.Outcome != audit.Skipped && h.Audit != nil {
+		h.Audit.Record(d)
+	}
+	return resp
+}
+
+func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Decision) admission.Response {
+	if req.Kind != statefulSetKind {
+		d.Outcome = audit.Skipped
+		return admission.Allowed("pdguard only guards apps/v1 StatefulSets")
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		d.Outcome = audit.Skipped
+		return admission.Allowed("")
+	}
+	gr, err := decodeRequest(req)
+	if err != nil {
+		d.Outcome, d.Err = audit.Errored, err
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	d.Object = gr.New
+	if d.Name == "" {
+		d.Name = gr.New.Name
+	}
+	if !h.Selector.Matches(labels.Set(gr.New.Labels)) {
+		d.Outcome = audit.Skipped
+		return admission.Allowed("not guarded: labels do not match pdguard's selector")
+	}
+	if gr.Old != nil && rollout.CanaryOpen(gr.Old) && h.Pods != nil {
+		pods, err := h.Pods.PodsFor(ctx, gr.Old)
+		if err != nil {
+			d.Outcome, d.Err = audit.Errored, err
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		gr.Pods = pods
+	}
+
+	if h.Phase == "mutate" {
+		res, err := h.Guard.Mutate(ctx, gr)
+		if err != nil {
+			d.Outcome, d.Err = audit.Errored, err
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		d.Mode, d.Rules, d.Warnings = res.Mode, res.Rules, res.Warnings
+		switch {
+		case len(res.Patch) > 0:
+			d.Outcome = audit.Patched
+		case len(res.Warnings) > 0:
+			d.Outcome = audit.Warned
+		default:
+			d.Outcome = audit.Allowed
+		}
+		resp := admission.Patched("", res.Patch...)
+		if len(res.Patch) == 0 {
+			resp = admission.Allowed("")
+		}
+		return resp.WithWarnings(res.Warnings...)
+	}
+
+	res, err := h.Guard.Validate(ctx, gr)
+	if err != nil {
+		d.Outcome, d.Err = audit.Errored, err
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	d.Mode, d.Rules, d.Reasons, d.Warnings = res.Mode, res.Rules, res.Reasons, res.Warnings
+	if !res.Allowed {
+		d.Outcome = audit.Denied
+		resp := admission.Denied(denialMessage(res.Reasons))
+		resp.Result.Reason = metav1.StatusReasonForbidden
+		return resp.WithWarnings(res.Warnings...)
+	}
+	d.Outcome = audit.Allowed
+	if len(res.Warnings) > 0 || len(res.Rules) > 0 {
+		d.Outcome = audit.Warned
+	}
+	return admission.Allowed("").WithWarnings(res.Warnings...)
+}
+
+func denialMessage(reasons []string) string {
+	if len(reasons) == 1 {
+		return "pdguard: " + reasons[0]
+	}
+	msg := fmt.Sprintf("pdguard blocked this change for %d reasons:", len(reasons))
+	for i, r := range reasons {
+		msg += fmt.Sprintf(" (%d) %s", i+1, r)
+	}
+	return msg
+}
+
+// decodeRequest reads the StatefulSets out of an admission request. An object that does
+// not decode is an error, never an allow.
+func decodeRequest(req admission.Request) (*guard.Request, error) {
+	if len(req.Object.Raw) == 0 {
+		return nil, fmt.Errorf("admission request %s carries no object", req.UID)
+	}
+	gr := &guard.Request{Operation: string(req.Operation), User: req.UserInfo, New: &appsv1.StatefulSet{}}
+	if err := json.Unmarshal(req.Object.Raw, gr.New); err != nil {
+		return nil, fmt.Errorf("decoding the StatefulSet in admission request %s: %w", req.UID, err)
+	}
+	if req.Operation == admissionv1.Update {
+		if len(req.OldObject.Raw) == 0 {
+			return nil, fmt.Errorf("UPDATE admission request %s for %s/%s carries no oldObject", req.UID, req.Namespace, req.Name)
+		}
+		gr.Old = &appsv1.StatefulSet{}
+		if err := json.Unmarshal(req.OldObject.Raw, gr.Old); err != nil {
+			return nil, fmt.Errorf("decoding the live StatefulSet in admission request %s: %w", req.UID, err)
+		}
+	}
+	if gr.New.Namespace == "" {
+		gr.New.Namespace = req.Namespace
+	}
+	if gr.Old != nil && gr.Old.Namespace == "" {
+		gr.Old.Namespace = req.Namespace
+	}
+	return gr, nil
+}
