@@ -43,7 +43,16 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newVersionCommand())
+	var kubeconfig string
+	root.PersistentFlags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file for serve and report (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if kubeconfig != "" {
+			// controller-runtime's config loader reads KUBECONFIG when its own Go flag is unset.
+			return os.Setenv("KUBECONFIG", kubeconfig)
+		}
+		return nil
+	}
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newVersionCommand())
 	return root
 }
 

@@ -1,0 +1,219 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/go-logr/logr"
+	"github.com/pdguard/pdguard/audit"
+	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/policy"
+)
+
+type staticPods []corev1.Pod
+
+func (s staticPods) PodsFor(context.Context, *appsv1.StatefulSet) ([]corev1.Pod, error) {
+	return s, nil
+}
+
+func newServer(t testing.TB, phase string) http.Handler {
+	t.Helper()
+	engine, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, _ := labels.Parse("app.kubernetes.io/name=pingdirectory")
+	h := &Handler{
+		Phase: phase, Guard: guard.New(engine, guard.DefaultOptions()), Selector: sel, Pods: staticPods(nil),
+		Audit: audit.NewRecorder(logr.Discard(), nil, nil),
+	}
+	return &admission.Webhook{Handler: h}
+}
+
+func review(t testing.TB, op admissionv1.Operation, old, nw runtime.Object) []byte {
+	t.Helper()
+	req := &admissionv1.AdmissionRequest{
+		UID:       types.UID("4f0c8f3e-1d2b-4c3a-9e8f-000000000001"),
+		Kind:      metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"},
+		Resource:  metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"},
+		Name:      "pd-upgrade-example-pingdirectory",
+		Namespace: "ping",
+		Operation: op,
+		UserInfo:  authenticationv1.UserInfo{Username: "helm-user", Groups: []string{"system:authenticated"}},
+	}
+	if nw != nil {
+		req.Object = runtime.RawExtension{Raw: mustJSON(t, nw)}
+	}
+	if old != nil {
+		req.OldObject = runtime.RawExtension{Raw: mustJSON(t, old)}
+	}
+	return mustJSON(t, &admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request:  req,
+	})
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func post(t testing.TB, srv http.Handler, body []byte) *admissionv1.AdmissionResponse {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	srv.ServeHTTP(rec, r)
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("response is not an AdmissionReview: %v\n%s", err, rec.Body.String())
+	}
+	if out.Response == nil {
+		t.Fatalf("AdmissionReview has no response: %s", rec.Body.String())
+	}
+	return out.Response
+}
+
+func TestHandlers(t *testing.T) {
+	tests := map[string]struct {
+		phase       string
+		op          admissionv1.Operation
+		old, new    func() runtime.Object
+		wantAllowed bool
+		wantPatch   string // substring of the JSON patch
+		wantMessage string // substring of the denial message
+		wantWarning string
+	}{
+		"the mutating webhook pins a canary on a helm upgrade that changes the tag": {
+			phase: "mutate", op: admissionv1.Update,
+			old:         func() runtime.Object { return fixture.Live() },
+			new:         func() runtime.Object { return fixture.WithTag(fixture.Live(), "9.1.0.0-latest") },
+			wantAllowed: true, wantPatch: `"path":"/spec/updateStrategy/rollingUpdate/partition","value":1`,
+			wantWarning: "pd-upgrade-example-pingdirectory-1",
+		},
+		"the validating webhook denies a tag change bundled with a config change": {
+			phase: "validate", op: admissionv1.Update,
+			old: func() runtime.Object { return fixture.Live() },
+			new: func() runtime.Object {
+				s := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
+				s.Spec.Template.Annotations["checksum/config"] = "changed"
+				one := int32(1)
+				s.Spec.UpdateStrategy.RollingUpdate.Partition = &one
+				return s
+			},
+			wantAllowed: false, wantMessage: "checksum/config",
+		},
+		"the validating webhook denies a tag change that arrives without a canary partition": {
+			phase: "validate", op: admissionv1.Update,
+			old:         func() runtime.Object { return fixture.Live() },
+			new:         func() runtime.Object { return fixture.WithTag(fixture.Live(), "9.1.0.0-latest") },
+			wantAllowed: false, wantMessage: "partition",
+		},
+		"a StatefulSet without the guard's label passes untouched": {
+			phase: "validate", op: admissionv1.Update,
+			old: func() runtime.Object { s := fixture.Live(); s.Labels = map[string]string{"app": "other"}; return s },
+			new: func() runtime.Object {
+				s := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
+				s.Labels = map[string]string{"app": "other"}
+				return s
+			},
+			wantAllowed: true,
+		},
+		"an object that is not a StatefulSet is allowed without a decision": {
+			phase: "validate", op: admissionv1.Update,
+			old:         func() runtime.Object { return &corev1.ConfigMap{} },
+			new:         func() runtime.Object { return &corev1.ConfigMap{} },
+			wantAllowed: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			body := review(t, tc.op, tc.old(), tc.new())
+			if _, isCM := tc.new().(*corev1.ConfigMap); isCM {
+				body = bytes.Replace(body, []byte(`"kind":"StatefulSet"`), []byte(`"kind":"ConfigMap"`), 1)
+				body = bytes.Replace(body, []byte(`"group":"apps"`), []byte(`"group":""`), 1)
+			}
+			resp := post(t, newServer(t, tc.phase), body)
+			if resp.Allowed != tc.wantAllowed {
+				t.Fatalf("allowed = %v, want %v: %+v", resp.Allowed, tc.wantAllowed, resp.Result)
+			}
+			if tc.wantPatch != "" && !strings.Contains(string(resp.Patch), tc.wantPatch) {
+				t.Errorf("patch %s does not contain %s", resp.Patch, tc.wantPatch)
+			}
+			if tc.wantMessage != "" && (resp.Result == nil || !strings.Contains(resp.Result.Message, tc.wantMessage)) {
+				t.Errorf("denial %+v does not mention %q", resp.Result, tc.wantMessage)
+			}
+			if !tc.wantAllowed && resp.Result != nil && resp.Result.Code != http.StatusForbidden {
+				t.Errorf("denial code = %d, want 403", resp.Result.Code)
+			}
+			if tc.wantWarning != "" && !strings.Contains(strings.Join(resp.Warnings, "\n"), tc.wantWarning) {
+				t.Errorf("warnings %q do not mention %q", resp.Warnings, tc.wantWarning)
+			}
+		})
+	}
+}
+
+func TestUndecodableObjectIsAnErrorNotAnAllow(t *testing.T) {
+	body := review(t, admissionv1.Update, fixture.Live(), fixture.Live())
+	var ar admissionv1.AdmissionReview
+	_ = json.Unmarshal(body, &ar)
+	ar.Request.Object.Raw = []byte(`{"spec":{"replicas":"two"}}`)
+	resp := post(t, newServer(t, "validate"), mustJSON(t, &ar))
+	if resp.Allowed {
+		t.Fatal("an undecodable StatefulSet was allowed")
+	}
+	if resp.Result == nil || !strings.Contains(resp.Result.Message, "decoding the StatefulSet") {
+		t.Errorf("message %+v does not name the problem", resp.Result)
+	}
+}
+
+// FuzzAdmissionReview feeds arbitrary bodies to both handlers: every answer must be a
+// well-formed AdmissionReview, and a body the handler could not decide is never allowed
+// with a patch.
+func FuzzAdmissionReview(f *testing.F) {
+	f.Add(review(f, admissionv1.Update, fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest")))
+	f.Add(review(f, admissionv1.Create, nil, fixture.Live()))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"UPDATE","object":{"metadata":{"labels":{"app.kubernetes.io/name":"pingdirectory"}}}}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`not json`))
+	mutate, validate := newServer(f, "mutate"), newServer(f, "validate")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, srv := range []http.Handler{mutate, validate} {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			done := make(chan struct{})
+			go func() { defer close(done); srv.ServeHTTP(rec, r) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("handler did not answer")
+			}
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+				t.Fatalf("answer is not an AdmissionReview with a response: %s", rec.Body.String())
+			}
+		}
+	})
+}
