@@ -192,7 +192,12 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, pod 
 		if err != nil {
 			return rollout.Verdict{}, fmt.Errorf("reading log of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
-		res, err := logscan.Scan(rc, logscan.Expect{From: from, To: to})
+		want := logscan.Expect{From: from, To: to}
+		if to == "" {
+			// The canary's tag names no version (latest, edge): any migration will do.
+			want.From = ""
+		}
+		res, err := logscan.Scan(rc, want)
 		rc.Close()
 		if err != nil {
 			return rollout.Verdict{}, fmt.Errorf("scanning log of %s/%s: %w", pod.Namespace, pod.Name, err)

@@ -1,0 +1,187 @@
+package evidence
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/rollout"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+const (
+	stableRev = "pd-upgrade-example-pingdirectory-6d4cf56db6"
+	canaryRev = "pd-upgrade-example-pingdirectory-7f9c8b5d4c"
+)
+
+type fileLogs map[string]string // pod name -> fixture file
+
+func (f fileLogs) ReadLog(_ context.Context, _, pod, _ string, _ int64) (io.ReadCloser, error) {
+	name, ok := f[pod]
+	if !ok {
+		return nil, fmt.Errorf("no log for %s", pod)
+	}
+	return os.Open("../logscan/testdata/" + name)
+}
+
+type events struct {
+	mu    sync.Mutex
+	notes []string
+}
+
+func (e *events) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, _, note string, args ...interface{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.notes = append(e.notes, eventtype+" "+reason+" "+fmt.Sprintf(note, args...))
+}
+
+func canarySet(autoPromote bool) (*appsv1.StatefulSet, []client.Object) {
+	sts := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
+	one := int32(1)
+	sts.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: &one}
+	sts.Status.CurrentRevision, sts.Status.UpdateRevision = stableRev, canaryRev
+	sts.Status.ObservedGeneration = sts.Generation
+	if autoPromote {
+		sts.Annotations = map[string]string{rollout.AutoPromoteAnnotation: "true"}
+	}
+	stable := fixture.WithTag(fixture.Live(), "9.0.0.1-latest")
+	p0 := fixture.Pod(stable, 0, stableRev)
+	p1 := fixture.Pod(sts, 1, canaryRev)
+	for _, p := range []*corev1.Pod{p0, p1} {
+		p.OwnerReferences[0].UID = sts.UID
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == corev1.PodReady {
+				p.Status.Conditions[i].LastTransitionTime = metav1.NewTime(now.Add(-time.Hour))
+			}
+		}
+	}
+	return sts, []client.Object{sts, p0, p1}
+}
+
+func newReconciler(t *testing.T, objs []client.Object, logs fileLogs, autoPromote bool) (*Reconciler, client.Client, *events) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&appsv1.StatefulSet{}).Build()
+	ev := &events{}
+	sel, _ := labels.Parse("app.kubernetes.io/name=pingdirectory")
+	r := &Reconciler{
+		Client: c, Logs: logs, Events: ev, Now: func() time.Time { return now },
+		Opts: Options{Selector: sel, Container: "pingdirectory", LogLimitBytes: 1 << 20, Recheck: 10 * time.Second, Soak: 30 * time.Second, AutoPromote: autoPromote},
+	}
+	return r, c, ev
+}
+
+func TestReconcileWritesVerdicts(t *testing.T) {
+	tests := map[string]struct {
+		log         string
+		wantVerdict string
+		wantEvent   string
+		wantRequeue bool
+	}{
+		"a canary whose log shows the migration gets a Succeeded verdict and a Normal event": {
+			log: "success-migration.log", wantVerdict: rollout.VerdictSucceeded, wantEvent: "Normal ReplaceProfileVerdict",
+		},
+		"a canary whose migration failed behind tee gets a Failed verdict and a Warning event": {
+			log: "failed-masked-step-error.log", wantVerdict: rollout.VerdictFailed, wantEvent: "Warning ReplaceProfileVerdict",
+		},
+		"a canary still migrating is read again later": {
+			log: "in-progress.log", wantVerdict: rollout.VerdictInProgress, wantEvent: "Warning ReplaceProfileVerdict", wantRequeue: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sts, objs := canarySet(false)
+			r, c, ev := newReconciler(t, objs, fileLogs{"pd-upgrade-example-pingdirectory-1": tc.log}, false)
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (res.RequeueAfter > 0) != tc.wantRequeue {
+				t.Errorf("requeue after = %s, want requeue %v", res.RequeueAfter, tc.wantRequeue)
+			}
+			var pod corev1.Pod
+			if err := c.Get(context.Background(), types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}, &pod); err != nil {
+				t.Fatal(err)
+			}
+			v, err := rollout.ReadVerdict(&pod)
+			if err != nil || v == nil {
+				t.Fatalf("no verdict on the canary pod: %v", err)
+			}
+			cs, _ := rollout.Container(&pod, "pingdirectory")
+			if v.Verdict != tc.wantVerdict || v.Revision != canaryRev || v.ContainerID != cs.ID {
+				t.Errorf("verdict = %+v, want %s for revision %s and container %s", v, tc.wantVerdict, canaryRev, cs.ID)
+			}
+			var stablePod corev1.Pod
+			_ = c.Get(context.Background(), types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-0"}, &stablePod)
+			if _, ok := stablePod.Annotations[rollout.ReplaceProfileAnnotation]; ok {
+				t.Error("the pod on the stable revision was judged")
+			}
+			if len(ev.notes) != 1 || !strings.HasPrefix(ev.notes[0], tc.wantEvent) {
+				t.Errorf("events = %q, want one starting %q", ev.notes, tc.wantEvent)
+			}
+			// A second pass with nothing new writes nothing and records no event.
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}); err != nil {
+				t.Fatal(err)
+			}
+			if len(ev.notes) != 1 {
+				t.Errorf("second pass recorded events %q", ev.notes[1:])
+			}
+		})
+	}
+}
+
+func TestAutoPromotion(t *testing.T) {
+	tests := map[string]struct {
+		log           string
+		wantPartition int32
+	}{
+		"a proven canary is promoted one ordinal": {log: "success-migration.log", wantPartition: 0},
+		"a failed canary is not promoted":         {log: "failed-banner.log", wantPartition: 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sts, objs := canarySet(true)
+			r, c, _ := newReconciler(t, objs, fileLogs{"pd-upgrade-example-pingdirectory-1": tc.log}, false)
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}); err != nil {
+				t.Fatal(err)
+			}
+			var got appsv1.StatefulSet
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(sts), &got); err != nil {
+				t.Fatal(err)
+			}
+			if p, _ := rollout.Partition(&got); p != tc.wantPartition {
+				t.Errorf("partition = %d, want %d", p, tc.wantPartition)
+			}
+		})
+	}
+}
+
+func TestNoCanaryNothingIsRead(t *testing.T) {
+	sts := fixture.Live()
+	r, _, ev := newReconciler(t, []client.Object{sts}, fileLogs{}, false)
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.notes) != 0 {
+		t.Errorf("events on a StatefulSet with no rollout: %q", ev.notes)
+	}
+}
