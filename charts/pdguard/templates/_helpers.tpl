@@ -1,0 +1,128 @@
+{{- define "pdguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "pdguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "pdguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "pdguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pdguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "pdguard.labels" -}}
+helm.sh/chart: {{ include "pdguard.chart" . }}
+{{ include "pdguard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "pdguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pdguard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "pdguard.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The serving Secret, whoever makes it: cert-manager, the chart from tls.cert/key, or the user. */}}
+{{- define "pdguard.tlsSecretName" -}}
+{{- if .Values.certManager.enabled }}
+{{- printf "%s-tls" (include "pdguard.fullname" .) }}
+{{- else }}
+{{- default (printf "%s-tls" (include "pdguard.fullname" .)) .Values.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{- define "pdguard.servingCertificateName" -}}
+{{- printf "%s-serving" (include "pdguard.fullname" .) }}
+{{- end }}
+
+{{/* The --selector flag and the webhooks' objectSelector come from one map so they cannot disagree. */}}
+{{- define "pdguard.selectorFlag" -}}
+{{- $pairs := list }}
+{{- range $k, $v := .Values.guard.selector }}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{- define "pdguard.policyConfigMap" -}}
+{{- if .Values.policy.existingConfigMap }}
+{{- .Values.policy.existingConfigMap }}
+{{- else if .Values.policy.modules }}
+{{- printf "%s-policy" (include "pdguard.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+caBundle for the webhook configurations without cert-manager. PEM is accepted as well as its
+base64 form, because the PEM is what people have at hand.
+*/}}
+{{- define "pdguard.caBundle" -}}
+{{- $ca := required "tls.caBundle is required when certManager.enabled is false: the API server needs the CA that signed the webhook's certificate" .Values.tls.caBundle }}
+{{- if contains "-----BEGIN" $ca }}
+{{- $ca | b64enc }}
+{{- else }}
+{{- $ca | nospace }}
+{{- end }}
+{{- end }}
+
+{{- define "pdguard.webhookCommon" -}}
+sideEffects: None
+admissionReviewVersions: ["v1"]
+timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+matchPolicy: Equivalent
+rules:
+  - apiGroups: ["apps"]
+    apiVersions: ["v1"]
+    resources: ["statefulsets"]
+    operations: ["CREATE", "UPDATE"]
+    scope: Namespaced
+objectSelector:
+  matchLabels:
+    {{- toYaml .Values.guard.selector | nindent 4 }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values:
+        {{- toYaml (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) | nindent 8 }}
+    {{- with .Values.webhook.namespaceSelectorExpressions }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{- define "pdguard.clientConfig" -}}
+clientConfig:
+  service:
+    name: {{ include "pdguard.fullname" .root }}
+    namespace: {{ .root.Release.Namespace }}
+    path: {{ .path }}
+    port: 443
+  {{- if not .root.Values.certManager.enabled }}
+  caBundle: {{ include "pdguard.caBundle" .root }}
+  {{- end }}
+{{- end }}
