@@ -9,12 +9,29 @@ import (
 	"github.com/pdguard/pdguard/internal/fixture"
 )
 
-// BenchmarkDecision is one full admission of a helm upgrade that changes the tag of a
-// chart-shaped StatefulSet: the mutating decision, the patch applied, then the validating
-// decision on the patched object, as `webhook check` and the API server run them.
+// BenchmarkDecision is the webhook's share of one admission of a helm upgrade that
+// changes the tag of a chart-shaped StatefulSet: the mutating decision on the request,
+// then the validating decision on the object the API server patched.
 func BenchmarkDecision(b *testing.B) {
 	g := newGuard(b, nil)
-	req := &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
+	req, patched := decisionRequests(b, g)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Mutate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Validate(ctx, patched); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheck is `webhook check` on the same change: both decisions and the patch
+// applied in between, as the API server would.
+func BenchmarkCheck(b *testing.B) {
+	g := newGuard(b, nil)
+	req, _ := decisionRequests(b, g)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -22,6 +39,21 @@ func BenchmarkDecision(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func decisionRequests(b *testing.B, g *Guard) (req, patched *Request) {
+	req = &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
+	m, err := g.Mutate(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	obj, err := ApplyPatch(req.New, m.Patch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := *req
+	p.New = obj
+	return req, &p
 }
 
 // BenchmarkPromotionGate is the validating decision of a promotion during an open canary
@@ -44,12 +76,15 @@ func BenchmarkPromotionGate(b *testing.B) {
 // BenchmarkDecisionLatency reports the p50 and p99 of single mutate+validate decisions.
 func BenchmarkDecisionLatency(b *testing.B) {
 	g := newGuard(b, nil)
-	req := &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
+	req, patched := decisionRequests(b, g)
 	ctx := context.Background()
 	samples := make([]time.Duration, 0, b.N)
 	for b.Loop() {
 		start := time.Now()
-		if _, err := g.Check(ctx, req); err != nil {
+		if _, err := g.Mutate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Validate(ctx, patched); err != nil {
 			b.Fatal(err)
 		}
 		samples = append(samples, time.Since(start))

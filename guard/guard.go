@@ -119,6 +119,10 @@ func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error)
 	for _, f := range d.Fired {
 		res.Rules = append(res.Rules, f.Rule)
 	}
+	for _, f := range d.Warnings {
+		res.Rules = append(res.Rules, f.Rule)
+	}
+	res.Rules = dedupe(res.Rules)
 	switch d.Mode {
 	case "enforce":
 		for _, f := range d.Fired {
@@ -160,6 +164,10 @@ func (g *Guard) Validate(ctx context.Context, req *Request) (*ValidateResult, er
 	for _, f := range d.Violations {
 		res.Rules = append(res.Rules, f.Rule)
 	}
+	for _, f := range d.Warnings {
+		res.Rules = append(res.Rules, f.Rule)
+	}
+	res.Rules = dedupe(res.Rules)
 	for _, f := range d.Denials {
 		res.Reasons = append(res.Reasons, f.Message)
 	}
