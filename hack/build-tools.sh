@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, helm 3 and 4) from the Go module proxy into bin/, once.
+# kube-scheduler, kubectl, kwok with its CRDs and stages, helm 3 and 4) from the Go module
+# proxy into bin/tools, once.
 # A binary already present at its pinned version is kept, so reruns cost nothing.
 set -euo pipefail
 
@@ -65,6 +66,21 @@ install_go() {
 	stamp "$version" "$name"
 }
 
+# kwok's CRDs and node/pod stages live in its module, not its binary; a copy next to the
+# binary keeps them at the same version (the module cache is read-only and may be cleaned).
+copy_kwok_manifests() {
+	have "$KWOK_VERSION" kwok-kustomize && return 0
+	log "copying kwok $KWOK_VERSION manifests"
+	local scratch
+	scratch=$(mktemp -d)
+	trap 'rm -rf "$scratch"' RETURN
+	(cd "$scratch" && GOWORK=off GOFLAGS= go mod download "sigs.k8s.io/kwok@$KWOK_VERSION")
+	rm -rf "$out/kwok-kustomize"
+	cp -R "$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize" "$out/kwok-kustomize"
+	chmod -R u+w "$out/kwok-kustomize"
+	stamp "$KWOK_VERSION" kwok-kustomize
+}
+
 want=${*:-all}
 for w in $want; do
 	case $w in
@@ -75,12 +91,16 @@ for w in $want; do
 		build_kube kube-scheduler
 		build_kube kubectl
 		install_go kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+		copy_kwok_manifests
 		install_go helm "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm
 		install_go helm3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm
 		;;
 	etcd) build_etcd ;;
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) build_kube "$w" ;;
-	kwok) install_go kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
+	kwok)
+		install_go kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+		copy_kwok_manifests
+		;;
 	helm) install_go helm "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm ;;
 	helm3) install_go helm3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm ;;
 	*) echo "build-tools: unknown tool '$w' (want etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, helm3 or all)" >&2; exit 2 ;;

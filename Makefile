@@ -1,0 +1,30 @@
+GO ?= go
+# Integration and end-to-end tests start real processes the Go test cache cannot see,
+# so a cached pass would prove nothing.
+TESTFLAGS ?= -count=1
+
+.PHONY: tools test test-unit test-integration test-e2e demo bench
+
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and helm,
+# built once from the Go module proxy into bin/tools.
+tools:
+	hack/build-tools.sh
+
+test-unit:
+	$(GO) test ./...
+
+test-integration: tools
+	$(GO) test $(TESTFLAGS) -tags integration ./test/integration/...
+
+test-e2e: tools
+	$(GO) test $(TESTFLAGS) -tags e2e -timeout 40m ./test/e2e/...
+
+# All three stages in order, stopping at the first failure, with the time each took.
+test:
+	@hack/timed-stages.sh $(MAKE) test-unit test-integration test-e2e
+
+demo: tools
+	$(GO) run ./hack/demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
