@@ -10,7 +10,7 @@ TESTFLAGS ?= -count=1
 tools:
 	hack/build-tools.sh
 
-test-unit:
+test-unit: tools
 	$(GO) test ./...
 
 test-integration: tools
