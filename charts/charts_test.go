@@ -648,8 +648,8 @@ func checkWebhook(t *testing.T, which string, svc corev1.Service, args map[strin
 			t.Errorf("%s: rule %s, want %s", which, js(got), js(wantRule))
 		}
 	}
-	if sideEffects == nil || *sideEffects != admissionregistrationv1.SideEffectClassNone {
-		t.Errorf("%s: sideEffects %s, want None", which, show(sideEffects))
+	if sideEffects == nil || *sideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+		t.Errorf("%s: sideEffects %s, want NoneOnDryRun", which, show(sideEffects))
 	}
 	if !slices.Equal(reviewVersions, []string{"v1"}) {
 		t.Errorf("%s: admissionReviewVersions %v, want [v1]", which, reviewVersions)

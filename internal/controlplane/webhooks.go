@@ -54,7 +54,7 @@ func (cp *ControlPlane) RegisterWebhooks(ctx context.Context, opts WebhookOption
 		opts.ValidatingFailurePolicy = admissionregistrationv1.Fail
 	}
 	base := strings.TrimSuffix(opts.URL, "/")
-	sideEffects := admissionregistrationv1.SideEffectClassNone
+	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
 	timeout := int32(10)
 	rules := []admissionregistrationv1.RuleWithOperations{{
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},

@@ -91,7 +91,8 @@ base64 form, because the PEM is what people have at hand.
 {{- end }}
 
 {{- define "pdguard.webhookCommon" -}}
-sideEffects: None
+# pdguard writes Events about blocked and warned rollouts, never for dry-run requests.
+sideEffects: NoneOnDryRun
 admissionReviewVersions: ["v1"]
 timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
 matchPolicy: Equivalent
