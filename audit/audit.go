@@ -47,7 +47,9 @@ type Decision struct {
 	Warnings  []string
 	DryRun    bool
 	Latency   time.Duration
-	Err       error
+	// CanaryStarted: the validating webhook admitted a request that opens a canary.
+	CanaryStarted bool
+	Err           error
 	// Object is the StatefulSet the Event is written on; nil skips the Event.
 	Object *appsv1.StatefulSet
 }
@@ -101,19 +103,19 @@ func (r *Recorder) Record(d Decision) {
 	}
 }
 
-// eventFor picks the Event for a decision. Only the validating webhook writes rollout
-// Events, so a request that passes both webhooks is reported once; the mutating webhook
-// reports the canary it opened.
+// eventFor picks the Event for a decision. Only the validating webhook writes Events: it
+// has the last word, so a canary is reported as started only when the request that opens
+// it is admitted, and a request that passes both webhooks is reported once.
 func eventFor(d Decision) (eventType, reason, note string, ok bool) {
 	switch {
+	case d.Webhook == "validate" && d.CanaryStarted:
+		return corev1.EventTypeNormal, ReasonCanaryStarted, note1k(d.User, append([]string{"canary-partition"}, d.Rules...), d.Warnings), true
 	case d.Webhook == "validate" && d.Outcome == Denied:
 		return corev1.EventTypeWarning, ReasonRolloutBlocked, note1k(d.User, d.Rules, d.Reasons), true
 	case d.Webhook == "validate" && d.Outcome == Warned && contains(d.Rules, "override"):
 		return corev1.EventTypeWarning, ReasonOverride, note1k(d.User, d.Rules, d.Warnings), true
 	case d.Webhook == "validate" && d.Outcome == Warned:
 		return corev1.EventTypeWarning, ReasonRolloutWarned, note1k(d.User, d.Rules, d.Warnings), true
-	case d.Webhook == "mutate" && d.Outcome == Patched && contains(d.Rules, "canary-partition"):
-		return corev1.EventTypeNormal, ReasonCanaryStarted, note1k(d.User, d.Rules, d.Warnings), true
 	}
 	return "", "", "", false
 }

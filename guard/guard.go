@@ -136,11 +136,8 @@ func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error)
 			return nil, err
 		}
 	case "warn":
-		for _, f := range d.Fired {
-			res.Warnings = append(res.Warnings, "pdguard (warn mode) would have changed this object: "+f.Message)
-		}
 		for _, f := range d.Warnings {
-			res.Warnings = append(res.Warnings, f.Message)
+			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
 		}
 	}
 	return res, nil
@@ -169,10 +166,10 @@ func (g *Guard) Validate(ctx context.Context, req *Request) (*ValidateResult, er
 	}
 	res.Rules = dedupe(res.Rules)
 	for _, f := range d.Denials {
-		res.Reasons = append(res.Reasons, f.Message)
+		res.Reasons = append(res.Reasons, "["+f.Rule+"] "+f.Message)
 	}
 	for _, f := range d.Warnings {
-		res.Warnings = append(res.Warnings, f.Message)
+		res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
 	}
 	return res, nil
 }

@@ -117,6 +117,10 @@ func (g *Guard) summarize(sts *appsv1.StatefulSet) (policy.Summary, imageref.Ref
 		return policy.Summary{}, imageref.Ref{}, fmt.Errorf("statefulset %s/%s: container %q: %w", sts.Namespace, sts.Name, g.opts.Diff.Container, err)
 	}
 	partition, has := rollout.Partition(sts)
+	updateRevision := sts.Status.UpdateRevision
+	if sts.Status.ObservedGeneration < sts.Generation {
+		updateRevision = ""
+	}
 	annotations := sts.Annotations
 	if annotations == nil {
 		annotations = map[string]string{}
@@ -128,7 +132,7 @@ func (g *Guard) summarize(sts *appsv1.StatefulSet) (policy.Summary, imageref.Ref
 		Image:           imageOf(ref),
 		Annotations:     annotations,
 		CurrentRevision: sts.Status.CurrentRevision,
-		UpdateRevision:  sts.Status.UpdateRevision,
+		UpdateRevision:  updateRevision,
 	}, ref, nil
 }
 

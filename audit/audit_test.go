@@ -1,0 +1,62 @@
+package audit
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+type captured struct{ reasons, notes []string }
+
+func (c *captured) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, note string, args ...interface{}) {
+	c.reasons = append(c.reasons, reason)
+	c.notes = append(c.notes, note)
+}
+
+func TestRecordWritesOneEventPerReportedDecision(t *testing.T) {
+	sts := &appsv1.StatefulSet{}
+	tests := map[string]struct {
+		d          Decision
+		wantReason string
+	}{
+		"a denial is reported as RolloutBlocked":                   {d: Decision{Webhook: "validate", Outcome: Denied, Rules: []string{"partition-gate"}, Reasons: []string{"not proven"}}, wantReason: ReasonRolloutBlocked},
+		"an admitted override is reported as GuardOverridden":      {d: Decision{Webhook: "validate", Outcome: Warned, Rules: []string{"bundled-config-and-version", "override"}}, wantReason: ReasonOverride},
+		"warnings alone are reported as RolloutWarned":             {d: Decision{Webhook: "validate", Outcome: Warned, Rules: []string{"unreadable-version"}}, wantReason: ReasonRolloutWarned},
+		"an admitted request that opens a canary is CanaryStarted": {d: Decision{Webhook: "validate", Outcome: Allowed, CanaryStarted: true}, wantReason: ReasonCanaryStarted},
+		"the mutating webhook's patch alone writes no event":       {d: Decision{Webhook: "mutate", Outcome: Patched, Rules: []string{"canary-partition"}}},
+		"a dry-run denial writes no event":                         {d: Decision{Webhook: "validate", Outcome: Denied, DryRun: true}},
+		"an allowed request with nothing to say writes no event":   {d: Decision{Webhook: "validate", Outcome: Allowed}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ev := &captured{}
+			reg := prometheus.NewRegistry()
+			r := NewRecorder(logr.Discard(), ev, reg)
+			tc.d.Object = sts
+			tc.d.User = "helm"
+			r.Record(tc.d)
+			if tc.wantReason == "" {
+				if len(ev.reasons) != 0 {
+					t.Fatalf("events = %v, want none", ev.reasons)
+				}
+			} else if len(ev.reasons) != 1 || ev.reasons[0] != tc.wantReason {
+				t.Fatalf("events = %v, want one %s", ev.reasons, tc.wantReason)
+			}
+			if got := testutil.CollectAndCount(reg, "pdguard_admission_decisions_total"); got != 1 {
+				t.Errorf("decision series = %d, want 1", got)
+			}
+		})
+	}
+}
+
+func TestEventNoteFitsTheEventsAPI(t *testing.T) {
+	note := note1k("helm", []string{"bundled-config-and-version"}, []string{strings.Repeat("x", 4000)})
+	if len(note) > 1024 {
+		t.Fatalf("note is %d bytes, the events API takes 1024", len(note))
+	}
+}
