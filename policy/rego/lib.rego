@@ -1,0 +1,173 @@
+# Helpers shared by the mutate and validate entry points: the effective enforcement mode,
+# the break-glass override, the canary partition and the wording both phases reuse so the
+# two webhooks never disagree about a rollout.
+package pdguard.lib
+
+product_container := "pingdirectory"
+
+default is_update := false
+
+is_update if {
+	input.operation == "UPDATE"
+	input.old != null
+}
+
+# Go sends null for empty slices; iterating null would silently yield nothing in some
+# places and fail in others, so every list the policy reads goes through here.
+list(x) := x if is_array(x)
+
+else := []
+
+object_name := sprintf("%s/%s", [input.namespace, input.name])
+
+pod_name(i) := sprintf("%s-%d", [input.name, i])
+
+# ordinals(lo, hi) is [lo, hi); numbers.range would count down when lo > hi.
+ordinals(lo, hi) := numbers.range(lo, hi - 1) if lo < hi
+
+else := []
+
+# pods(lo, hi) names the pods with ordinals lo to hi-1, for messages.
+pods(lo, hi) := sprintf("pod %s-%d", [input.name, lo]) if hi - lo == 1
+
+else := "no pod" if hi <= lo
+
+else := concat("", ["pods ", concat(", ", [pod_name(i) | some i in numbers.range(lo, hi - 1)])])
+
+# verdict_command(i) prints the replace-profile verdict of the pod with ordinal i.
+verdict_command(i) := sprintf(
+	"kubectl -n %s get pod %s-%d -o jsonpath='{.metadata.annotations.pdguard\\.io/replace-profile}'",
+	[input.namespace, input.name, i],
+)
+
+# Mode and override are evaluated on every request, so their rules read the input
+# directly with the constants written out: each rule OPA evaluates costs allocations.
+# Levels go from loosest to strictest, so the effective mode is the highest one asked for.
+
+# A server setting pdguard does not know must not loosen the guard. Go validates the flag,
+# so only annotations, typed by hand, are read leniently.
+default setting_level := 2
+
+setting_level := {"dryrun": 0, "warn": 1, "enforce": 2}[input.settings.enforcement]
+
+annotation_levels contains level if {
+	raw := input.new.annotations["pdguard.io/enforcement"]
+	level := {"dryrun": 0, "warn": 1, "enforce": 2}[lower(trim_space(raw))]
+}
+
+annotation_levels contains level if {
+	raw := input.old.annotations["pdguard.io/enforcement"]
+	level := {"dryrun": 0, "warn": 1, "enforce": 2}[lower(trim_space(raw))]
+}
+
+# Taking the strictest of the setting, the live object and the request means a request
+# cannot loosen its own checks: loosening only takes effect on the next request.
+mode := ["dryrun", "warn", "enforce"][max(annotation_levels | {setting_level})]
+
+invalid_enforcement_values contains raw if {
+	raw := input.new.annotations["pdguard.io/enforcement"]
+	not lower(trim_space(raw)) in {"dryrun", "warn", "enforce"}
+}
+
+override_reason := reason if {
+	reason := trim_space(input.new.annotations["pdguard.io/override-reason"])
+	reason != ""
+}
+
+# Cheaper than override_reason on the common path: one lookup, no trimming.
+no_override_annotation if object.get(input.new, ["annotations", "pdguard.io/override-reason"], "") == ""
+
+plain_enforce if {
+	mode == "enforce"
+	no_override_annotation
+}
+
+# The booleans have defaults so that callers test them with == false: a negated rule
+# costs OPA a nested evaluation.
+default override_authorized := false
+
+override_authorized if {
+	override_reason
+	some p in override_principals
+	p in override_groups
+}
+
+default override_ignored := false
+
+override_ignored if {
+	override_reason
+	override_authorized == false
+}
+
+override_groups := sort({g | some g in list(input.settings.override_groups)})
+
+override_principals := {input.user.username} | {g | some g in list(input.user.groups)}
+
+override_prefix := sprintf("overridden by %s (reason: %s): ", [input.user.username, override_reason])
+
+groups_text := sprintf("[%s]", [concat(", ", override_groups)])
+
+# Appended to every denial so a user who asked for an override learns why it did not count.
+default override_note := ""
+
+override_note := sprintf(
+	" The pdguard.io/override-reason annotation was ignored because user %s is not in groups %s.",
+	[input.user.username, groups_text],
+) if override_ignored
+
+break_glass_text := "break-glass overrides are disabled on this cluster (no override groups are configured)" if count(override_groups) == 0
+
+else := sprintf(
+	"break-glass: a member of %s can run kubectl -n %s annotate statefulset %s pdguard.io/override-reason=\"<why>\" and retry",
+	[groups_text, input.namespace, input.name],
+)
+
+# Images.
+
+# The canary record or a pod below the partition knows the stable image better than Old,
+# whose template already carries the canary's image while a canary is open.
+stable_image := input.canary.stable_image if input.canary.stable_image.ref != ""
+
+else := input.old.image
+
+tag_or_ref(img) := img.tag if img.tag != ""
+
+else := img.ref
+
+version_text(img) := img.version.text if img.version.text != ""
+
+else := tag_or_ref(img)
+
+stable_tag := stable_image.tag if stable_image.tag != ""
+
+else := stable_image.ref
+
+# A guarded version change is one that starts or moves a canary; setting an open canary
+# back to the stable image is the way out of a failed canary, so it is never blocked.
+default guarded_version_change := false
+
+guarded_version_change if {
+	input.change.version_changed == true
+	object.get(input.change, "reverts_canary", false) == false
+	is_update
+}
+
+# Partition.
+
+# At least 1 so that ordinal 0, the replication seed, is never the canary; canary_replicas
+# below 1 counts as 1.
+desired_partition := max([1, input.new.replicas - max([1, object.get(input.settings, "canary_replicas", 1)])])
+
+# A larger partition from the user, or the live one of an open canary, is kept.
+canary_partition := max([desired_partition, input.new.partition, {true: input.old.partition, false: 0}[input.canary.open]])
+
+partition_field := "spec.updateStrategy.rollingUpdate.partition"
+
+# What a mutation does to the partition, phrased for the user (requested value included
+# so the user sees that the chart's partition: 0 was replaced).
+partition_action(p) := sprintf(
+	"sets spec.updateStrategy.rollingUpdate.partition of %s to %d (the request had %d)",
+	[object_name, p, input.new.partition],
+) if p != input.new.partition
+
+else := sprintf("keeps spec.updateStrategy.rollingUpdate.partition of %s at %d", [object_name, p])

@@ -1,0 +1,181 @@
+# The mutating webhook's decisions: the canary partition injected into a version change,
+# and the live partition kept while a canary is open. Go applies the partition only in
+# enforce mode; every mode computes the same findings so dryrun can log them.
+#
+# Modules from the policy directory may add warnings with
+#   advisory contains {"rule": "...", "message": "..."} if { ... }
+package pdguard.mutate
+
+import data.pdguard.lib
+
+# Rules open with input.x == constant conditions so that OPA's rule index skips them
+# without evaluating their bodies: this runs on every admission request.
+#
+# The three definitions exclude each other (canary-partition needs a version change that is
+# not a revert, the re-pin needs none, the revert form needs a revert), so at most one
+# change applies to a request.
+
+change := {
+	"rule": "canary-partition",
+	"partition": p,
+	"record_canary": true,
+	"close_canary": false,
+	"message": sprintf("pdguard %s %s", [lib.partition_action(p), canary_plan(p)]),
+} if {
+	input.change.version_changed == true
+	lib.guarded_version_change
+	input.new.replicas > 1
+	p := lib.canary_partition
+}
+
+change := {
+	"rule": "canary-repin",
+	"partition": p,
+	"record_canary": false,
+	"close_canary": false,
+	"message": sprintf(
+		"pdguard %s because a canary is open and this request changes the pod template (%s): only %s, the canary, is recreated with the change, so a profile fix can be tried there while the stable image %s stays on %s. The canary's earlier replace-profile verdict does not count for the new revision: wait for a new Succeeded verdict (%s prints it), then re-run the same helm upgrade to promote; or set the image tag back to %s to roll the canary back.",
+		[
+			lib.partition_action(p),
+			concat(", ", lib.list(input.change.config_paths)),
+			lib.pods(p, input.new.replicas),
+			lib.stable_image.ref,
+			lib.pods(0, min([p, input.new.replicas])),
+			lib.verdict_command(input.new.replicas - 1),
+			lib.stable_tag,
+		],
+	),
+} if {
+	input.canary.open == true
+	input.change.version_changed == false
+	object.get(input.change, "reverts_canary", false) == false
+	lib.is_update
+	input.new.partition < input.old.partition
+	count(lib.list(input.change.config_paths)) > 0
+	p := input.old.partition
+}
+
+# Keeping the live partition on a revert matters: a larger one would leave the canary on the
+# failed version, a smaller one would restart stable pods for nothing.
+change := {
+	"rule": "canary-repin",
+	"partition": p,
+	"record_canary": false,
+	"close_canary": true,
+	"message": sprintf(
+		"pdguard %s and closes the canary, because the image goes back to the stable %s: %s returns to the stable image and the pods below the partition are left alone. Follow it with kubectl -n %s rollout status statefulset %s, and find out why the new version failed before trying it again.",
+		[
+			lib.partition_action(p),
+			lib.stable_image.ref,
+			lib.pods(p, input.new.replicas),
+			input.namespace,
+			input.name,
+		],
+	),
+} if {
+	input.change.reverts_canary == true
+	lib.is_update
+	p := input.old.partition
+}
+
+canary_plan(p) := sprintf(
+	"so that the image change from %s to %s reaches only %s (ordinals %d and up), while the stable image %s stays on %s. Next: wait for the canary's replace-profile verdict (%s prints it; it must be Succeeded), then re-run the same helm upgrade to promote the other pods; or set the image tag back to %s to roll the canary back.",
+	[
+		input.old.image.ref,
+		input.new.image.ref,
+		lib.pods(p, input.new.replicas),
+		p,
+		lib.stable_image.ref,
+		lib.pods(0, p),
+		lib.verdict_command(input.new.replicas - 1),
+		lib.stable_tag,
+	],
+) if p < input.new.replicas
+
+else := sprintf(
+	"so that no pod takes the image change from %s to %s yet: the partition is not below the %d replicas, so every pod stays on the stable image %s. To start the canary, lower the partition to %d (helm upgrade ... --set pingdirectory.workload.statefulSet.partition=%d) so that only %s updates, and promote once its replace-profile verdict is Succeeded.",
+	[
+		input.old.image.ref,
+		input.new.image.ref,
+		input.new.replicas,
+		lib.stable_image.ref,
+		lib.desired_partition,
+		lib.desired_partition,
+		lib.pods(lib.desired_partition, input.new.replicas),
+	],
+)
+
+advisory contains {"rule": "single-replica", "message": msg} if {
+	input.change.version_changed == true
+	lib.guarded_version_change
+	input.new.replicas <= 1
+	msg := sprintf(
+		"StatefulSet %s runs %d replica, so pdguard cannot hold back a canary for the image change from %s to %s: the only pod restarts into manage-profile replace-profile on the new version, which migrates it irreversibly. Take a backup before it restarts; to get a canary next time, scale to at least 2 replicas first (helm upgrade ... --set pingdirectory.container.replicaCount=2) and change the tag afterwards.",
+		[lib.object_name, input.new.replicas, input.old.image.ref, input.new.image.ref],
+	)
+}
+
+# An authorized override lifts the mutation entirely.
+default applied := {}
+
+applied := change if lib.override_authorized == false
+
+default fired := []
+
+fired := [{"rule": applied.rule, "message": concat("", [applied.message, lib.override_note])}] if applied.rule
+
+advisories := [a | some a in advisory]
+
+# In warn mode the user sees what enforce mode would have changed; under an override, what
+# it did not change. The definitions exclude each other on override_authorized.
+default change_warnings := []
+
+change_warnings := [{"rule": f.rule, "message": msg} |
+	some f in fired
+	msg := sprintf("enforcement mode is warn, so this request was not changed; in enforce mode %s", [f.message])
+] if {
+	lib.mode == "warn"
+	lib.override_authorized == false
+}
+
+change_warnings := [{"rule": change.rule, "message": msg}] if {
+	lib.override_authorized
+	msg := concat("", [lib.override_prefix, "this request was not changed; without the override ", change.message])
+}
+
+# dryrun shows the user nothing; Go logs fired instead.
+warnings := array.concat(change_warnings, advisories) if lib.mode != "dryrun"
+
+else := []
+
+full_result := {
+	"partition": object.get(applied, "partition", null),
+	"record_canary": object.get(applied, "record_canary", false),
+	"close_canary": object.get(applied, "close_canary", false),
+	"fired": fired,
+	"warnings": warnings,
+	"mode": lib.mode,
+}
+
+# Most requests run in enforce mode without an override: their result needs none of the
+# wording above, so it is built directly. Equal to full_result (see mutate_test.rego).
+result := {
+	"partition": c.partition,
+	"record_canary": c.record_canary,
+	"close_canary": c.close_canary,
+	"fired": [{"rule": c.rule, "message": c.message}],
+	"warnings": advisories,
+	"mode": "enforce",
+} if {
+	lib.plain_enforce
+	c := change
+} else := {
+	"partition": null,
+	"record_canary": false,
+	"close_canary": false,
+	"fired": [],
+	"warnings": advisories,
+	"mode": "enforce",
+} if {
+	lib.plain_enforce
+} else := full_result
