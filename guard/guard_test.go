@@ -233,6 +233,15 @@ func TestCheck(t *testing.T) {
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}, reasons: []string{"pd-upgrade-example-pingdirectory-1"}},
 		},
+		"promotion sent before the controller observed the last change is denied even with an earlier Succeeded verdict": {
+			req: func() *Request {
+				live := openCanary()
+				pods := canaryPods(live, time.Hour, succeededFor(canaryRev, defaultContainerID))
+				live.Generation++
+				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+			},
+			want: want{allowed: false, rules: []string{"partition-gate"}, reasons: []string{"has not observed the latest change"}},
+		},
 		"promotion on a Succeeded verdict for another revision is denied": {
 			req: func() *Request {
 				live := openCanary()

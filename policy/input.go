@@ -51,6 +51,8 @@ type Summary struct {
 	Image        Image             `json:"image"`
 	Annotations  map[string]string `json:"annotations"`
 	// CurrentRevision and UpdateRevision come from status (only meaningful on Old).
+	// UpdateRevision is empty while status.observedGeneration is behind the spec: the
+	// revision status names then belongs to an earlier change and proves nothing.
 	CurrentRevision string `json:"current_revision"`
 	UpdateRevision  string `json:"update_revision"`
 }

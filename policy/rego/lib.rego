@@ -88,8 +88,20 @@ default override_authorized := false
 
 override_authorized if {
 	override_reason
+	override_reused == false
 	some p in override_principals
 	p in override_groups
+}
+
+# An override lifts the rules for the change that sets or rewrites the reason. Left on
+# the object (helm never removes an annotation it did not render), it must not wave
+# through every later change too.
+default override_reused := false
+
+override_reused if {
+	override_reason
+	is_update
+	trim_space(object.get(input.old, ["annotations", "pdguard.io/override-reason"], "")) == override_reason
 }
 
 default override_ignored := false
@@ -111,14 +123,22 @@ groups_text := sprintf("[%s]", [concat(", ", override_groups)])
 default override_note := ""
 
 override_note := sprintf(
+	" The pdguard.io/override-reason annotation was ignored because it was already set before this change: an override counts once, for the change that sets it. To override this change too, give a new reason: kubectl -n %s annotate --overwrite statefulset %s pdguard.io/override-reason=\"<ticket and why>\".",
+	[input.namespace, input.name],
+) if {
+	override_ignored
+	override_reused
+} else := sprintf(
 	" The pdguard.io/override-reason annotation was ignored because user %s is not in groups %s.",
 	[input.user.username, groups_text],
-) if override_ignored
+) if {
+	override_ignored
+}
 
 break_glass_text := "break-glass overrides are disabled on this cluster (no override groups are configured)" if count(override_groups) == 0
 
 else := sprintf(
-	"break-glass: a member of %s can run kubectl -n %s annotate statefulset %s pdguard.io/override-reason=\"<why>\" and retry",
+	"break-glass: a member of %s can run kubectl -n %s annotate --overwrite statefulset %s pdguard.io/override-reason=\"<ticket and why>\" and retry (an override counts once, for the change that sets the reason)",
 	[groups_text, input.namespace, input.name],
 )
 

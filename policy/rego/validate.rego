@@ -96,6 +96,10 @@ pod_problem(i) := sprintf("Pod %s/%s does not exist", [input.namespace, lib.pod_
 
 revision_issue(pod) := [] if pod.revision == update_revision
 
+# Go leaves the update revision empty while status.observedGeneration lags the spec: the
+# revision the status names then belongs to an earlier change.
+else := ["the StatefulSet controller has not observed the latest change yet (status.observedGeneration is behind metadata.generation), so no pod can be proven on its revision: retry in a few seconds"] if update_revision == ""
+
 else := [sprintf("runs revision %s, not the update revision %s", [pod.revision, update_revision])]
 
 readiness_issue(pod) := [] if {

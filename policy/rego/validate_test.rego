@@ -106,7 +106,7 @@ test_promotion_without_a_verdict_is_denied_with_what_to_do if {
 	contains(msg, "kubectl -n ping logs pd-1 -c pingdirectory")
 	contains(msg, "webhook scan-log")
 	contains(msg, "set the image tag back to 10.1.0.0-latest")
-	contains(msg, "a member of [pdguard-admins] can run kubectl -n ping annotate statefulset pd pdguard.io/override-reason=")
+	contains(msg, "a member of [pdguard-admins] can run kubectl -n ping annotate --overwrite statefulset pd pdguard.io/override-reason=")
 }
 
 test_a_failed_canary_reports_the_verdict_and_reason if {
@@ -327,6 +327,30 @@ test_an_authorized_override_turns_violations_into_warnings if {
 	startswith(r.warnings[0].message, "overridden by bob (reason: INC-42 restore from backup): pdguard's rules are lifted for this change of StatefulSet ping/pd (bob may override through pdguard-admins), so 2 violation(s)")
 	contains(r.warnings[0].message, "kubectl -n ping annotate statefulset pd pdguard.io/override-reason-")
 	startswith(r.warnings[1].message, "overridden by bob (reason: INC-42 restore from backup): the update of StatefulSet ping/pd")
+}
+
+test_an_override_left_on_the_object_does_not_count_for_the_next_change if {
+	change := fixtures.as_admin(fixtures.overriding(
+		object.union(fixtures.version_change, {"change": {"config_paths": ["spec.replicas"]}}),
+		"INC-42 restore from backup",
+	))
+	r := validate.result with input as object.union(change, {"old": {"annotations": {"pdguard.io/override-reason": "INC-42 restore from backup"}}})
+	not r.allowed
+	not r.overridden
+	every d in r.denials {
+		contains(d.message, "was ignored because it was already set before this change")
+		contains(d.message, "kubectl -n ping annotate --overwrite statefulset pd pdguard.io/override-reason=")
+	}
+}
+
+test_a_rewritten_override_reason_counts_for_its_change if {
+	change := fixtures.as_admin(fixtures.overriding(
+		object.union(fixtures.version_change, {"change": {"config_paths": ["spec.replicas"]}}),
+		"INC-43 second fix",
+	))
+	r := validate.result with input as object.union(change, {"old": {"annotations": {"pdguard.io/override-reason": "INC-42 restore from backup"}}})
+	r.allowed
+	r.overridden
 }
 
 test_an_override_is_authorized_by_user_name_too if {
