@@ -13,6 +13,9 @@ HELM4_VERSION=${HELM4_VERSION:-v4.3.1}
 HELM3_VERSION=${HELM3_VERSION:-v3.22.0}
 out="$root/bin/tools"
 mkdir -p "$out"
+# bin/ is a module of its own so that `go test ./...` never walks into what lands here
+# (KWOK's kustomize tree carries Go test files).
+[ -f "$root/bin/go.mod" ] || printf 'module pdguard.local/bin\n' > "$root/bin/go.mod"
 
 stamp() { echo "$1" > "$out/.$2.version"; }
 have() { [ -x "$out/$2" ] && [ "$(cat "$out/.$2.version" 2>/dev/null)" = "$1" ]; }
