@@ -28,3 +28,9 @@ demo: tools
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Admission latency of the real webhook server under helm-shaped load; pass flags with
+# LOADFLAGS, e.g. make load LOADFLAGS='--rate 200 --out load.json'.
+.PHONY: load
+load: tools
+	$(GO) run ./hack/loadtest $(LOADFLAGS)

@@ -4,6 +4,7 @@
 package audit
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/pdguard/pdguard/rollout"
 )
 
 // Decision outcomes, used as the `decision` log key and metric label.
@@ -47,9 +50,9 @@ type Decision struct {
 	Warnings  []string
 	DryRun    bool
 	Latency   time.Duration
-	// CanaryStarted: the validating webhook admitted a request that opens a canary.
-	CanaryStarted bool
-	Err           error
+	// Canary is set when the validating webhook admitted a request that opens a canary.
+	Canary *rollout.CanaryRecord
+	Err    error
 	// Object is the StatefulSet the Event is written on; nil skips the Event.
 	Object *appsv1.StatefulSet
 }
@@ -108,8 +111,10 @@ func (r *Recorder) Record(d Decision) {
 // it is admitted, and a request that passes both webhooks is reported once.
 func eventFor(d Decision) (eventType, reason, note string, ok bool) {
 	switch {
-	case d.Webhook == "validate" && d.CanaryStarted:
-		return corev1.EventTypeNormal, ReasonCanaryStarted, note1k(d.User, append([]string{"canary-partition"}, d.Rules...), d.Warnings), true
+	case d.Webhook == "validate" && d.Canary != nil:
+		c := d.Canary
+		msg := fmt.Sprintf("canary opened: pods from ordinal %d up move from %s to %s, the others stay until its replace-profile is proven", c.Partition, c.FromImage, c.ToImage)
+		return corev1.EventTypeNormal, ReasonCanaryStarted, note1k(d.User, append([]string{"canary-partition"}, d.Rules...), append([]string{msg}, d.Warnings...)), true
 	case d.Webhook == "validate" && d.Outcome == Denied:
 		return corev1.EventTypeWarning, ReasonRolloutBlocked, note1k(d.User, d.Rules, d.Reasons), true
 	case d.Webhook == "validate" && d.Outcome == Warned && contains(d.Rules, "override"):

@@ -73,7 +73,7 @@ func BuildReport(now time.Time, sets []appsv1.StatefulSet, pods []corev1.Pod, ev
 			CanaryOpen: rollout.CanaryOpen(sts), Image: image, Pods: []PodStatus{},
 		}
 		if s.CanaryOpen {
-			if rec, err := rollout.ReadCanaryRecord(sts); err == nil && rec != nil {
+			if rec := rollout.LiveCanaryRecord(sts, container); rec != nil {
 				s.StableImage = rec.FromImage
 			}
 		}

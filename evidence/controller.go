@@ -104,16 +104,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !rolloutActive(&sts) {
-		return ctrl.Result{}, nil
-	}
 	updateRevision := sts.Status.UpdateRevision
 	if updateRevision == "" || sts.Status.ObservedGeneration < sts.Generation {
 		// The StatefulSet controller has not published the new revision yet; its
 		// status update will trigger us again.
 		return ctrl.Result{}, nil
 	}
-
 	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("statefulset selector: %w", err)
@@ -121,6 +117,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return ctrl.Result{}, err
+	}
+	if !rolloutActive(&sts) && !r.verdictsOwed(&sts, pods.Items) {
+		return ctrl.Result{}, nil
 	}
 	from := stableVersion(&sts, pods.Items, r.Opts.Container)
 
@@ -168,6 +167,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // still judged, so every migrated pod gets a verdict.
 func rolloutActive(sts *appsv1.StatefulSet) bool {
 	return rollout.CanaryOpen(sts) || (sts.Status.UpdateRevision != "" && sts.Status.CurrentRevision != sts.Status.UpdateRevision)
+}
+
+// verdictsOwed: the last pods of a version rollout are created as it completes, after
+// which the rollout no longer looks active. Each pod of the rollout pdguard recorded, or
+// that it started judging, still gets a final verdict for its running container.
+func (r *Reconciler) verdictsOwed(sts *appsv1.StatefulSet, pods []corev1.Pod) bool {
+	tracked := rollout.LiveCanaryRecord(sts, r.Opts.Container) != nil
+	for i := range pods {
+		pod := &pods[i]
+		if pod.Labels[rollout.RevisionLabel] != sts.Status.UpdateRevision || !rollout.OwnedBy(sts, pod) {
+			continue
+		}
+		v, _ := rollout.ReadVerdict(pod)
+		cs, _ := rollout.Container(pod, r.Opts.Container)
+		switch {
+		case v != nil && v.Revision == sts.Status.UpdateRevision && v.ContainerID == cs.ID && Final(v.Verdict):
+		case v != nil && v.Revision == sts.Status.UpdateRevision:
+			return true
+		case tracked:
+			return true
+		}
+	}
+	return false
 }
 
 // judgePod reads the pod's log when needed and records the verdict when it changed.
@@ -264,7 +286,7 @@ func (r *Reconciler) writeVerdict(ctx context.Context, pod *corev1.Pod, v rollou
 // stableVersion is the version the pods below the partition run, which the canary's log
 // must show it migrated from; "" when no readable version is known.
 func stableVersion(sts *appsv1.StatefulSet, pods []corev1.Pod, container string) string {
-	if rec, err := rollout.ReadCanaryRecord(sts); err == nil && rec != nil && rec.FromVersion != "" {
+	if rec := rollout.LiveCanaryRecord(sts, container); rec != nil && rec.FromVersion != "" {
 		return rec.FromVersion
 	}
 	for i := range pods {

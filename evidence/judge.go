@@ -79,10 +79,11 @@ func Judge(p PodState, scan *logscan.Result) (verdict, reason string) {
 }
 
 // Final reports whether a verdict will not change for the same container, so its log
-// need not be read again.
+// need not be read again. Unknown is final: it is only given to a Ready container whose
+// log holds no replace-profile run, and a running server will not print one later.
 func Final(verdict string) bool {
 	switch verdict {
-	case rollout.VerdictSucceeded, rollout.VerdictFailed, rollout.VerdictNotUpgraded:
+	case rollout.VerdictSucceeded, rollout.VerdictFailed, rollout.VerdictNotUpgraded, rollout.VerdictUnknown:
 		return true
 	}
 	return false

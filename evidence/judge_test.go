@@ -71,7 +71,7 @@ func TestJudge(t *testing.T) {
 func TestFinal(t *testing.T) {
 	for v, want := range map[string]bool{
 		rollout.VerdictSucceeded: true, rollout.VerdictFailed: true, rollout.VerdictNotUpgraded: true,
-		rollout.VerdictInProgress: false, rollout.VerdictUnknown: false,
+		rollout.VerdictInProgress: false, rollout.VerdictUnknown: true,
 	} {
 		if Final(v) != want {
 			t.Errorf("Final(%s) = %v, want %v", v, !want, want)

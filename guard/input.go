@@ -80,7 +80,7 @@ func (g *Guard) buildInput(phase string, req *Request) (*policy.Input, error) {
 	}
 
 	in.Canary.Open = rollout.CanaryOpen(req.Old)
-	if rec, err := rollout.ReadCanaryRecord(req.Old); err == nil && rec != nil {
+	if rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container); rec != nil {
 		in.Canary.Record = &policy.CanaryRecord{
 			FromImage: rec.FromImage, ToImage: rec.ToImage,
 			FromVersion: rec.FromVersion, ToVersion: rec.ToVersion,
@@ -142,7 +142,7 @@ func (g *Guard) stableImage(req *Request, open bool, oldRef imageref.Ref) imager
 	if !open {
 		return oldRef
 	}
-	if rec, err := rollout.ReadCanaryRecord(req.Old); err == nil && rec != nil && rec.FromImage != "" {
+	if rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container); rec != nil && rec.FromImage != "" {
 		if ref, err := imageref.Parse(rec.FromImage); err == nil {
 			return ref
 		}

@@ -75,6 +75,22 @@ func ReadVerdict(pod *corev1.Pod) (*Verdict, error) {
 	return &v, nil
 }
 
+// LiveCanaryRecord returns the canary record only while it describes the rollout the
+// object is in: the record's target image is what the template runs now. A record left
+// from a finished rollout, or from before the template moved on, says nothing about the
+// current one and is ignored.
+func LiveCanaryRecord(sts *appsv1.StatefulSet, container string) *CanaryRecord {
+	rec, err := ReadCanaryRecord(sts)
+	if err != nil || rec == nil {
+		return nil
+	}
+	image, ok := ContainerImage(&sts.Spec.Template.Spec, container)
+	if !ok || image != rec.ToImage {
+		return nil
+	}
+	return rec
+}
+
 // ContainerImage returns the image of the named container in a pod template or pod spec.
 func ContainerImage(spec *corev1.PodSpec, container string) (string, bool) {
 	for i := range spec.Containers {

@@ -137,8 +137,10 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		return resp.WithWarnings(res.Warnings...)
 	}
 	d.Outcome = audit.Allowed
-	if gr.Old != nil && gr.New.Annotations[rollout.CanaryAnnotation] != "" && gr.New.Annotations[rollout.CanaryAnnotation] != gr.Old.Annotations[rollout.CanaryAnnotation] {
-		d.CanaryStarted = true
+	if gr.Old != nil && gr.New.Annotations[rollout.CanaryAnnotation] != gr.Old.Annotations[rollout.CanaryAnnotation] {
+		if rec, err := rollout.ReadCanaryRecord(gr.New); err == nil && rec != nil {
+			d.Canary = rec
+		}
 	}
 	if len(res.Warnings) > 0 || len(res.Rules) > 0 {
 		d.Outcome = audit.Warned
