@@ -135,6 +135,9 @@ func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error)
 		if err != nil {
 			return nil, err
 		}
+		if err := g.consumeOverride(ctx, req, res); err != nil {
+			return nil, err
+		}
 	case "warn":
 		for _, f := range d.Warnings {
 			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
@@ -172,6 +175,45 @@ func (g *Guard) Validate(ctx context.Context, req *Request) (*ValidateResult, er
 		res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
 	}
 	return res, nil
+}
+
+// consumeOverride spends an override that this request needs: when the validating
+// decision on the mutated object is allowed only because of the override, the reason
+// moves from pdguard.io/override-reason to pdguard.io/override-used. The validating
+// policy honours a changed override-used once, so the override lifts the rules for this
+// change and not for the next one, however long the reason had waited on the object.
+func (g *Guard) consumeOverride(ctx context.Context, req *Request, res *MutateResult) error {
+	reason := strings.TrimSpace(req.New.Annotations[rollout.OverrideReasonAnnotation])
+	if reason == "" {
+		return nil
+	}
+	mutated, err := ApplyPatch(req.New, res.Patch)
+	if err != nil {
+		return err
+	}
+	trial := *req
+	trial.New = mutated
+	v, err := g.Validate(ctx, &trial)
+	if err != nil {
+		return err
+	}
+	if !v.Decision.Overridden || len(v.Decision.Violations) == 0 {
+		return nil
+	}
+	rules := make([]string, 0, len(v.Decision.Violations))
+	for _, f := range v.Decision.Violations {
+		rules = append(rules, f.Rule)
+	}
+	raw, err := json.Marshal(rollout.OverrideUse{Reason: reason, User: req.User.Username, At: g.now().UTC().Truncate(time.Second), Rules: dedupe(rules)})
+	if err != nil {
+		return err
+	}
+	res.Patch = append(res.Patch,
+		jsonpatch.NewOperation("remove", "/metadata/annotations/pdguard.io~1override-reason", nil),
+		jsonpatch.NewOperation("add", "/metadata/annotations/pdguard.io~1override-used", string(raw)),
+	)
+	res.Rules = dedupe(append(res.Rules, "override"))
+	return nil
 }
 
 func notGuardedWarning(ng *NotGuardedError) string {

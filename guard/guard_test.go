@@ -135,6 +135,7 @@ func TestCheck(t *testing.T) {
 		noPatch       bool
 		closesCanary  bool
 		recordsCanary bool
+		movesOverride bool // the reason is taken off and recorded as used
 	}
 	one := int32(1)
 	tests := map[string]struct {
@@ -317,7 +318,23 @@ func TestCheck(t *testing.T) {
 				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.OverrideReasonAnnotation, "INC-42 emergency fix")
 				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
-			want: want{allowed: true, rules: []string{"bundled-config-and-version"}, warnings: []string{"INC-42"}, noPatch: true},
+			want: want{allowed: true, rules: []string{"bundled-config-and-version", "override"}, warnings: []string{"INC-42"}, movesOverride: true},
+		},
+		"an override used by an earlier change does not count again": {
+			req: func() *Request {
+				used := `{"reason":"INC-42 emergency fix","user":"kubernetes-admin","at":"2026-11-25T11:00:00Z"}`
+				old := withAnnotation(fixture.Live(), rollout.OverrideUsedAnnotation, used)
+				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.OverrideUsedAnnotation, used)
+				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+			},
+			want: want{allowed: false, rules: []string{"bundled-config-and-version"}},
+		},
+		"an override reason that no rule needs stays on the object for the change that does": {
+			req: func() *Request {
+				nw := withAnnotation(withChecksum(fixture.Live(), "1111"), rollout.OverrideReasonAnnotation, "INC-42 emergency fix")
+				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+			},
+			want: want{allowed: true, noPatch: true},
 		},
 		"an override by a user outside the override groups is ignored and the denial says so": {
 			req: func() *Request {
@@ -422,6 +439,14 @@ func TestCheck(t *testing.T) {
 					// lowered; either an op restores it or the request kept it.
 					t.Errorf("partition op = %v, want %d\n%s", gotPartition, *tc.want.partition, dump)
 				}
+			}
+			var removedReason, addedUsed bool
+			for _, op := range res.Patch {
+				removedReason = removedReason || (op.Operation == "remove" && op.Path == "/metadata/annotations/pdguard.io~1override-reason")
+				addedUsed = addedUsed || (op.Operation == "add" && op.Path == "/metadata/annotations/pdguard.io~1override-used")
+			}
+			if tc.want.movesOverride != (removedReason && addedUsed) {
+				t.Errorf("override moved to override-used = %v, want %v\n%s", removedReason && addedUsed, tc.want.movesOverride, dump)
 			}
 			if tc.want.recordsCanary && !recorded {
 				t.Errorf("canary was not recorded\n%s", dump)

@@ -14,6 +14,9 @@ const (
 	ReplaceProfileAnnotation = "pdguard.io/replace-profile"
 	// OverrideReasonAnnotation on a StatefulSet asks to lift the guard's rules for one change.
 	OverrideReasonAnnotation = "pdguard.io/override-reason"
+	// OverrideUsedAnnotation records the override that the mutating webhook consumed: the
+	// reason comes off the object so it cannot lift the rules for a later change.
+	OverrideUsedAnnotation = "pdguard.io/override-used"
 	// EnforcementAnnotation on a StatefulSet sets its mode: enforce, warn or dryrun.
 	EnforcementAnnotation = "pdguard.io/enforcement"
 	// AutoPromoteAnnotation on a StatefulSet ("true") lets the controller lower the partition
@@ -33,6 +36,14 @@ type CanaryRecord struct {
 	Partition   int32     `json:"partition"`
 	Started     time.Time `json:"started"`
 	RequestedBy string    `json:"requestedBy,omitempty"`
+}
+
+// OverrideUse is what OverrideUsedAnnotation holds.
+type OverrideUse struct {
+	Reason string    `json:"reason"`
+	User   string    `json:"user"`
+	At     time.Time `json:"at"`
+	Rules  []string  `json:"rules"`
 }
 
 // Verdict values written by the evidence controller.

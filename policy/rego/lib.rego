@@ -72,10 +72,31 @@ invalid_enforcement_values contains raw if {
 override_reason := reason if {
 	reason := trim_space(input.new.annotations["pdguard.io/override-reason"])
 	reason != ""
+} else := reason if {
+	reason := trim_space(override_used.reason)
+	reason != ""
 }
 
-# Cheaper than override_reason on the common path: one lookup, no trimming.
-no_override_annotation if object.get(input.new, ["annotations", "pdguard.io/override-reason"], "") == ""
+# When an override lifts a rule, the mutating webhook takes the reason off the object and
+# records it in pdguard.io/override-used, which the validating webhook then sees change
+# in this request only. So an override counts once, for the change it was needed for,
+# however long the annotation had been waiting on the object.
+override_used := used if {
+	raw := input.new.annotations["pdguard.io/override-used"]
+	raw != old_override_used
+	used := json.unmarshal(raw)
+	is_object(used)
+}
+
+old_override_used := object.get(input.old, ["annotations", "pdguard.io/override-used"], "") if is_object(input.old)
+
+else := ""
+
+# Cheaper than override_reason on the common path: two lookups, no trimming or parsing.
+no_override_annotation if {
+	object.get(input.new, ["annotations", "pdguard.io/override-reason"], "") == ""
+	object.get(input.new, ["annotations", "pdguard.io/override-used"], "") == old_override_used
+}
 
 plain_enforce if {
 	mode == "enforce"
@@ -88,20 +109,8 @@ default override_authorized := false
 
 override_authorized if {
 	override_reason
-	override_reused == false
 	some p in override_principals
 	p in override_groups
-}
-
-# An override lifts the rules for the change that sets or rewrites the reason. Left on
-# the object (helm never removes an annotation it did not render), it must not wave
-# through every later change too.
-default override_reused := false
-
-override_reused if {
-	override_reason
-	is_update
-	trim_space(object.get(input.old, ["annotations", "pdguard.io/override-reason"], "")) == override_reason
 }
 
 default override_ignored := false
@@ -123,22 +132,14 @@ groups_text := sprintf("[%s]", [concat(", ", override_groups)])
 default override_note := ""
 
 override_note := sprintf(
-	" The pdguard.io/override-reason annotation was ignored because it was already set before this change: an override counts once, for the change that sets it. To override this change too, give a new reason: kubectl -n %s annotate --overwrite statefulset %s pdguard.io/override-reason=\"<ticket and why>\".",
-	[input.namespace, input.name],
-) if {
-	override_ignored
-	override_reused
-} else := sprintf(
 	" The pdguard.io/override-reason annotation was ignored because user %s is not in groups %s.",
 	[input.user.username, groups_text],
-) if {
-	override_ignored
-}
+) if override_ignored
 
 break_glass_text := "break-glass overrides are disabled on this cluster (no override groups are configured)" if count(override_groups) == 0
 
 else := sprintf(
-	"break-glass: a member of %s can run kubectl -n %s annotate --overwrite statefulset %s pdguard.io/override-reason=\"<ticket and why>\" and retry (an override counts once, for the change that sets the reason)",
+	"break-glass: a member of %s can run kubectl -n %s annotate --overwrite statefulset %s pdguard.io/override-reason=\"<ticket and why>\" and retry (the override is used up by the change it lets through)",
 	[groups_text, input.namespace, input.name],
 )
 

@@ -329,28 +329,24 @@ test_an_authorized_override_turns_violations_into_warnings if {
 	startswith(r.warnings[1].message, "overridden by bob (reason: INC-42 restore from backup): the update of StatefulSet ping/pd")
 }
 
-test_an_override_left_on_the_object_does_not_count_for_the_next_change if {
-	change := fixtures.as_admin(fixtures.overriding(
-		object.union(fixtures.version_change, {"change": {"config_paths": ["spec.replicas"]}}),
-		"INC-42 restore from backup",
-	))
-	r := validate.result with input as object.union(change, {"old": {"annotations": {"pdguard.io/override-reason": "INC-42 restore from backup"}}})
-	not r.allowed
-	not r.overridden
-	every d in r.denials {
-		contains(d.message, "was ignored because it was already set before this change")
-		contains(d.message, "kubectl -n ping annotate --overwrite statefulset pd pdguard.io/override-reason=")
-	}
-}
-
-test_a_rewritten_override_reason_counts_for_its_change if {
-	change := fixtures.as_admin(fixtures.overriding(
-		object.union(fixtures.version_change, {"change": {"config_paths": ["spec.replicas"]}}),
-		"INC-43 second fix",
-	))
-	r := validate.result with input as object.union(change, {"old": {"annotations": {"pdguard.io/override-reason": "INC-42 restore from backup"}}})
+test_an_override_used_by_the_mutating_webhook_counts_for_this_change if {
+	change := fixtures.as_admin(object.union(fixtures.version_change, {"change": {"config_paths": ["spec.replicas"]}}))
+	used := json.marshal({"reason": "INC-42 restore from backup", "user": "bob", "at": "2026-11-25T12:00:00Z"})
+	r := validate.result with input as object.union(change, {"new": {"annotations": {"pdguard.io/override-used": used}}})
 	r.allowed
 	r.overridden
+	startswith(r.warnings[0].message, "overridden by bob (reason: INC-42 restore from backup)")
+}
+
+test_an_override_used_by_an_earlier_change_does_not_count_again if {
+	change := fixtures.as_admin(object.union(fixtures.version_change, {"change": {"config_paths": ["spec.replicas"]}}))
+	used := json.marshal({"reason": "INC-42 restore from backup", "user": "bob", "at": "2026-11-25T12:00:00Z"})
+	r := validate.result with input as object.union(change, {
+		"new": {"annotations": {"pdguard.io/override-used": used}},
+		"old": {"annotations": {"pdguard.io/override-used": used}},
+	})
+	not r.allowed
+	not r.overridden
 }
 
 test_an_override_is_authorized_by_user_name_too if {
