@@ -93,9 +93,10 @@ func (p PodLogs) ReadLog(ctx context.Context, namespace, pod, container string, 
 
 // Event reasons on the StatefulSet.
 const (
-	ReasonVerdict         = "ReplaceProfileVerdict"
-	ReasonPromoted        = "CanaryPromoted"
-	ReasonPromotionHalted = "PromotionHalted"
+	ReasonVerdict           = "ReplaceProfileVerdict"
+	ReasonPromoted          = "CanaryPromoted"
+	ReasonPromotionHalted   = "PromotionHalted"
+	ReasonBrokenPodReplaced = "BrokenPodReplaced"
 )
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -116,6 +117,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.replaceBrokenRollbacks(ctx, log, &sts, pods.Items); err != nil {
 		return ctrl.Result{}, err
 	}
 	if !rolloutActive(&sts) && !r.verdictsOwed(&sts, pods.Items) {
@@ -167,6 +171,48 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // still judged, so every migrated pod gets a verdict.
 func rolloutActive(sts *appsv1.StatefulSet) bool {
 	return rollout.CanaryOpen(sts) || (sts.Status.UpdateRevision != "" && sts.Status.CurrentRevision != sts.Status.UpdateRevision)
+}
+
+// replaceBrokenRollbacks deletes a crash-looping pod that the StatefulSet controller
+// should move to the update revision but will not: it never replaces a pod that is not
+// Ready, so after a failed canary's tag is reverted the canary keeps crash-looping on
+// the bad version (Kubernetes documents deleting it by hand). Only pods at or above the
+// partition, off the update revision, and restarting forever qualify; the controller
+// recreates each on the update revision with its volume.
+func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, pods []corev1.Pod) error {
+	partition, _ := rollout.Partition(sts)
+	for i := range pods {
+		pod := &pods[i]
+		ordinal, ok := rollout.PodOrdinal(sts.Name, pod)
+		if !ok || ordinal < partition || !rollout.OwnedBy(sts, pod) || pod.DeletionTimestamp != nil {
+			continue
+		}
+		if pod.Labels[rollout.RevisionLabel] == sts.Status.UpdateRevision {
+			continue
+		}
+		if _, ready := rollout.ReadySince(pod); ready {
+			continue
+		}
+		cs, _ := rollout.Container(pod, r.Opts.Container)
+		why := crashLoopReason(cs)
+		if why == "" {
+			continue
+		}
+		uid := pod.UID
+		if err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &uid}); err != nil {
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				continue
+			}
+			return fmt.Errorf("replacing crash-looping pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		log.Info("replaced a crash-looping pod left on an old revision", "pod", pod.Name, "revision", pod.Labels[rollout.RevisionLabel], "updateRevision", sts.Status.UpdateRevision)
+		if r.Events != nil {
+			r.Events.Eventf(sts, pod, corev1.EventTypeWarning, ReasonBrokenPodReplaced, "Replace",
+				"pod %s runs revision %s, not the update revision %s, and the StatefulSet controller does not replace a pod that is not Ready (%s): deleted it so it is recreated on %s",
+				pod.Name, pod.Labels[rollout.RevisionLabel], sts.Status.UpdateRevision, why, sts.Status.UpdateRevision)
+		}
+	}
+	return nil
 }
 
 // verdictsOwed: the last pods of a version rollout are created as it completes, after

@@ -185,3 +185,47 @@ func TestNoCanaryNothingIsRead(t *testing.T) {
 		t.Errorf("events on a StatefulSet with no rollout: %q", ev.notes)
 	}
 }
+
+func TestRevertedCrashLoopingCanaryIsReplaced(t *testing.T) {
+	tests := map[string]struct {
+		crashLoop   bool
+		wantDeleted bool
+	}{
+		"a crash-looping canary left on the reverted revision is deleted": {crashLoop: true, wantDeleted: true},
+		"a running canary off the revision is left to the StatefulSet controller": {crashLoop: false, wantDeleted: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, objs := canarySet(false)
+			// The tag was reverted: the template and both revisions are back on the stable one.
+			sts := fixture.WithTag(fixture.Live(), "9.0.0.1-latest")
+			one := int32(1)
+			sts.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: &one}
+			sts.Status.CurrentRevision, sts.Status.UpdateRevision = stableRev, stableRev
+			sts.Status.ObservedGeneration = sts.Generation
+			canary := objs[2].(*corev1.Pod)
+			canary.OwnerReferences[0].UID = sts.UID
+			if tc.crashLoop {
+				canary.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+				canary.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
+				canary.Status.ContainerStatuses[0].RestartCount = 4
+			}
+			r, c, ev := newReconciler(t, []client.Object{sts, objs[1], canary}, fileLogs{}, false)
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sts)}); err != nil {
+				t.Fatal(err)
+			}
+			var got corev1.Pod
+			err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &got)
+			deleted := err != nil
+			if deleted != tc.wantDeleted {
+				t.Fatalf("canary deleted = %v, want %v (events %q)", deleted, tc.wantDeleted, ev.notes)
+			}
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(objs[1]), &got); err != nil {
+				t.Errorf("the stable pod is gone: %v", err)
+			}
+			if tc.wantDeleted && (len(ev.notes) == 0 || !strings.Contains(ev.notes[0], "BrokenPodReplaced")) {
+				t.Errorf("events = %q, want BrokenPodReplaced", ev.notes)
+			}
+		})
+	}
+}
