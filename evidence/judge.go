@@ -30,10 +30,12 @@ func needsLog(p PodState) bool {
 	return crashLoopReason(p.Container) == "" && p.Container.ID != ""
 }
 
-// crashLoopReason names why a container counts as restarting forever, or "".
+// crashLoopReason names why a container counts as restarting forever, or "". The first
+// back-off is not enough: the startup probe may kill one slow migration, and the next
+// start runs replace-profile again.
 func crashLoopReason(c rollout.ContainerState) string {
 	switch {
-	case c.Waiting == "CrashLoopBackOff":
+	case c.Waiting == "CrashLoopBackOff" && c.Restarts >= 2:
 		return fmt.Sprintf("container is in CrashLoopBackOff after %d restarts (last exit code %d%s)", c.Restarts, c.LastExitCode, reasonSuffix(c.LastReason))
 	case c.Restarts >= CrashLoopRestarts:
 		return fmt.Sprintf("container restarted %d times (last exit code %d%s)", c.Restarts, c.LastExitCode, reasonSuffix(c.LastReason))

@@ -38,6 +38,11 @@ func TestJudge(t *testing.T) {
 			state:       PodState{Container: rollout.ContainerState{ID: "containerd://abc", Running: true, Restarts: 3, LastExitCode: 137}},
 			wantVerdict: rollout.VerdictFailed, wantReason: "restarted 3 times (last exit code 137)",
 		},
+		"the first back-off after a startup-probe kill is not yet a failure": {
+			state:       PodState{Container: rollout.ContainerState{ID: "containerd://abc", Waiting: "CrashLoopBackOff", Restarts: 1, LastExitCode: 137}},
+			scan:        &logscan.Result{Verdict: logscan.InProgress, Reason: "replace-profile started but has not finished"},
+			wantVerdict: rollout.VerdictInProgress,
+		},
 		"one restart during a slow migration is not a failure": {
 			state: PodState{Container: rollout.ContainerState{ID: "containerd://def", Running: true, Restarts: 1, LastExitCode: 137}, Ready: true}, scan: succeeded,
 			wantVerdict: rollout.VerdictSucceeded,

@@ -129,7 +129,10 @@ else := ""
 
 stale_text(pod) := ", recorded for an earlier revision" if pod.verdict.revision != update_revision
 
-else := ", recorded for an earlier container" if pod.verdict.container_id != pod.container_id
+else := ", recorded for an earlier container" if {
+	pod.verdict.container_id != ""
+	pod.verdict.container_id != pod.container_id
+}
 
 else := ""
 
@@ -249,10 +252,16 @@ override_active if {
 }
 
 override_finding := {"rule": "override", "message": msg} if {
+	count(violations) > 0
 	via := sort({p | some p in lib.override_principals; p in lib.override_groups})
 	msg := sprintf(
-		"%spdguard's rules are lifted for this change of StatefulSet %s (%s may override through %s), so %d violation(s) are reported as warnings only. Remove the annotation once the change is done so that later changes are guarded again: kubectl -n %s annotate statefulset %s pdguard.io/override-reason-",
-		[lib.override_prefix, lib.object_name, input.user.username, concat(", ", via), count(violations), input.namespace, input.name],
+		"%spdguard's rules are lifted for this change of StatefulSet %s (%s may override through %s), so %d violation(s) are reported as warnings only. The override is used up by this change: pdguard moves its reason to the pdguard.io/override-used annotation, and later changes are guarded again.",
+		[lib.override_prefix, lib.object_name, input.user.username, concat(", ", via), count(violations)],
+	)
+} else := {"rule": "override", "message": msg} if {
+	msg := sprintf(
+		"pdguard.io/override-reason on StatefulSet %s is armed (reason: %s): nothing in this change needs it, so it stays and lifts the rules, once, for the next change by a member of %s that does. Remove it if it is no longer needed: kubectl -n %s annotate statefulset %s pdguard.io/override-reason-",
+		[lib.object_name, lib.override_reason, lib.groups_text, input.namespace, input.name],
 	)
 }
 

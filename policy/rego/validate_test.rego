@@ -325,7 +325,7 @@ test_an_authorized_override_turns_violations_into_warnings if {
 	fixtures.rules(r.violations) == ["bundled-config-and-version", "missing-canary"]
 	fixtures.rules(r.warnings) == ["override", "bundled-config-and-version", "missing-canary"]
 	startswith(r.warnings[0].message, "overridden by bob (reason: INC-42 restore from backup): pdguard's rules are lifted for this change of StatefulSet ping/pd (bob may override through pdguard-admins), so 2 violation(s)")
-	contains(r.warnings[0].message, "kubectl -n ping annotate statefulset pd pdguard.io/override-reason-")
+	contains(r.warnings[0].message, "The override is used up by this change")
 	startswith(r.warnings[1].message, "overridden by bob (reason: INC-42 restore from backup): the update of StatefulSet ping/pd")
 }
 
