@@ -191,7 +191,7 @@ func TestRevertedCrashLoopingCanaryIsReplaced(t *testing.T) {
 		crashLoop   bool
 		wantDeleted bool
 	}{
-		"a crash-looping canary left on the reverted revision is deleted": {crashLoop: true, wantDeleted: true},
+		"a crash-looping canary left on the reverted revision is deleted":         {crashLoop: true, wantDeleted: true},
 		"a running canary off the revision is left to the StatefulSet controller": {crashLoop: false, wantDeleted: false},
 	}
 	for name, tc := range tests {
