@@ -235,7 +235,7 @@ func (cp *ControlPlane) startEtcdAndAPIServer(ctx context.Context) error {
 		return fmt.Errorf("writing %s: %w", saPubPath, err)
 	}
 
-	ports, err := freePorts(4)
+	ports, err := FreePorts(4)
 	if err != nil {
 		return err
 	}
@@ -555,9 +555,9 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 	return nil
 }
 
-// freePorts reserves n distinct loopback ports by binding them all at once, then
-// releases them for the components to take.
-func freePorts(n int) ([]int, error) {
+// FreePorts reserves n loopback ports and releases them for the caller's processes to
+// bind; another process could take one in between, which then fails with a clear error.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var listeners []net.Listener
 	defer func() {

@@ -7,9 +7,7 @@ package pdguardproc
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -77,7 +75,7 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 	if err := bundle.WriteDir(certDir); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := controlplane.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -180,23 +178,4 @@ func (s *Server) Stop() {
 		<-s.done
 	}
 	s.logFile.Close()
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, errors.New("reserving a loopback port: " + err.Error())
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
