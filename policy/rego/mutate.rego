@@ -78,7 +78,15 @@ change := {
 	p := input.old.partition
 }
 
+# A version change bundled with configuration is refused by the validating webhook, whose
+# message explains it; the canary this mutation prepares never happens, so its plan would
+# only mislead.
 canary_plan(p) := sprintf(
+	"for the image change from %s to %s, but this request also changes %s, so pdguard's validating webhook refuses it: see its message for how to split the change",
+	[input.old.image.ref, input.new.image.ref, concat(", ", lib.list(input.change.config_paths))],
+) if count(lib.list(input.change.config_paths)) > 0
+
+else := sprintf(
 	"so that the image change from %s to %s reaches only %s (ordinals %d and up), while the stable image %s stays on %s. Next: wait for the canary's replace-profile verdict (%s prints it; it must be Succeeded), then re-run the same helm upgrade to promote the other pods; or set the image tag back to %s to roll the canary back.",
 	[
 		input.old.image.ref,
@@ -90,7 +98,9 @@ canary_plan(p) := sprintf(
 		lib.verdict_command(input.new.replicas - 1),
 		lib.stable_tag,
 	],
-) if p < input.new.replicas
+) if {
+	p < input.new.replicas
+}
 
 else := sprintf(
 	"so that no pod takes the image change from %s to %s yet: the partition is not below the %d replicas, so every pod stays on the stable image %s. To start the canary, lower the partition to %d (helm upgrade ... --set pingdirectory.workload.statefulSet.partition=%d) so that only %s updates, and promote once its replace-profile verdict is Succeeded.",

@@ -31,6 +31,13 @@ test_version_change_on_two_replicas_updates_only_pod_1 if {
 	r.warnings == []
 }
 
+test_a_bundled_version_change_gets_no_canary_plan_only_a_pointer_to_the_refusal if {
+	r := mutate.result with input as object.union(fixtures.version_change, {"change": {"config_paths": ["spec.template.metadata.annotations[checksum/config]"]}})
+	r.partition == 1
+	contains(r.fired[0].message, "also changes spec.template.metadata.annotations[checksum/config], so pdguard's validating webhook refuses it")
+	not contains(r.fired[0].message, "Next: wait")
+}
+
 test_canary_replicas_setting_widens_the_canary if {
 	r := mutate.result with input as object.union(fixtures.version_change, {
 		"settings": {"canary_replicas": 2},
