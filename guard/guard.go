@@ -126,10 +126,10 @@ func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error)
 	switch d.Mode {
 	case "enforce":
 		for _, f := range d.Fired {
-			res.Warnings = append(res.Warnings, f.Message)
+			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
 		}
 		for _, f := range d.Warnings {
-			res.Warnings = append(res.Warnings, f.Message)
+			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
 		}
 		res.Patch, err = g.patchFor(req, in, d)
 		if err != nil {
