@@ -33,6 +33,10 @@ import (
 	"github.com/pdguard/pdguard/webhook"
 )
 
+// gcPercent is the GC target serve runs with unless GOGC is set; `make bench` measures the
+// decision latency with it.
+const gcPercent = 800
+
 type serveFlags struct {
 	guard            guardFlags
 	certDir          string
@@ -63,9 +67,11 @@ func newServeCommand() *cobra.Command {
 			if os.Getenv("GOGC") == "" {
 				// A decision allocates about 60 KB; with Go's default target a collection
 				// lands every few dozen requests and its mark phase, on the small CPU
-				// share a webhook pod gets, is what sets the p99. A higher target trades
-				// a few MB of heap for that tail. GOGC in the environment still wins.
-				debug.SetGCPercent(400)
+				// share a webhook pod gets, is what sets the p99 (1.1-1.3 ms against
+				// 0.36-0.41 ms at 800 in BenchmarkDecisionLatency). The chart sets
+				// GOMEMLIMIT from the container's memory limit, which bounds the heap
+				// this lets grow. GOGC in the environment still wins.
+				debug.SetGCPercent(gcPercent)
 			}
 			return serve(cmd, &f, log)
 		},
