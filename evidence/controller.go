@@ -298,6 +298,14 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, pod 
 		}
 		if r.Events != nil {
 			r.Events.Eventf(sts, pod, eventType, ReasonVerdict, "Judge", "pod %s: replace-profile %s (%s -> %s): %s", pod.Name, v.Verdict, orUnknown(v.From), orUnknown(v.To), v.Reason)
+			if r.autoPromote(sts) && (v.Verdict == rollout.VerdictFailed || v.Verdict == rollout.VerdictNotUpgraded) {
+				stable := "the stable tag"
+				if rec := rollout.LiveCanaryRecord(sts, r.Opts.Container); rec != nil {
+					stable = rec.FromImage
+				}
+				r.Events.Eventf(sts, pod, corev1.EventTypeWarning, ReasonPromotionHalted, "Promote",
+					"auto-promotion stopped at pod %s: replace-profile %s. Nothing more is promoted; set the image back to %s to roll the canary back, or fix the profile and upgrade again", pod.Name, v.Verdict, stable)
+			}
 		}
 	}
 	return v, nil

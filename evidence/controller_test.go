@@ -153,14 +153,15 @@ func TestAutoPromotion(t *testing.T) {
 	tests := map[string]struct {
 		log           string
 		wantPartition int32
+		wantEvent     string
 	}{
-		"a proven canary is promoted one ordinal": {log: "success-migration.log", wantPartition: 0},
-		"a failed canary is not promoted":         {log: "failed-banner.log", wantPartition: 1},
+		"a proven canary is promoted one ordinal":                  {log: "success-migration.log", wantPartition: 0, wantEvent: "Normal CanaryPromoted"},
+		"a failed canary is not promoted and the halt is reported": {log: "failed-banner.log", wantPartition: 1, wantEvent: "Warning PromotionHalted"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			sts, objs := canarySet(true)
-			r, c, _ := newReconciler(t, objs, fileLogs{"pd-upgrade-example-pingdirectory-1": tc.log}, false)
+			r, c, ev := newReconciler(t, objs, fileLogs{"pd-upgrade-example-pingdirectory-1": tc.log}, false)
 			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}); err != nil {
 				t.Fatal(err)
 			}
@@ -170,6 +171,13 @@ func TestAutoPromotion(t *testing.T) {
 			}
 			if p, _ := rollout.Partition(&got); p != tc.wantPartition {
 				t.Errorf("partition = %d, want %d", p, tc.wantPartition)
+			}
+			found := false
+			for _, n := range ev.notes {
+				found = found || strings.HasPrefix(n, tc.wantEvent)
+			}
+			if !found {
+				t.Errorf("events = %q, want one starting %q", ev.notes, tc.wantEvent)
 			}
 		})
 	}
