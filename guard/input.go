@@ -67,19 +67,17 @@ func (g *Guard) buildInput(phase string, req *Request) (*policy.Input, error) {
 		return nil, err
 	}
 	in.Old = &oldSummary
+	in.Canary.Open = rollout.CanaryOpen(req.Old)
 	in.Change.VersionChanged = specdiff.VersionChanged(req.Old, req.New, g.opts.Diff)
-	if in.Change.VersionChanged {
-		in.Change.ConfigPaths = specdiff.ConfigChanges(req.Old, req.New, g.opts.Diff)
-	} else if rollout.CanaryOpen(req.Old) {
-		// Only the re-pin rule needs the paths when the version stays; skip the diff
-		// on the common "nothing guarded is happening" path.
+	// Only the bundle rule (a version change) and the re-pin rule (an open canary) read
+	// the paths: skip the diff on the common "nothing guarded is happening" path.
+	if in.Change.VersionChanged || in.Canary.Open {
 		in.Change.ConfigPaths = specdiff.ConfigChanges(req.Old, req.New, g.opts.Diff)
 	}
 	if in.Change.ConfigPaths == nil {
 		in.Change.ConfigPaths = []string{}
 	}
 
-	in.Canary.Open = rollout.CanaryOpen(req.Old)
 	if rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container); rec != nil {
 		in.Canary.Record = &policy.CanaryRecord{
 			FromImage: rec.FromImage, ToImage: rec.ToImage,

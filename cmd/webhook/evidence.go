@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -53,8 +51,4 @@ func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts guard.Options, sel l
 		Soak:           opts.Soak,
 		CanaryReplicas: opts.CanaryReplicas,
 	})
-}
-
-func contextWithTimeout(req *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(req.Context(), d)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -191,7 +192,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
-		syncCtx, cancel := contextWithTimeout(req, time.Second)
+		syncCtx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
 		if !mgr.GetCache().WaitForCacheSync(syncCtx) {
 			return errors.New("informer caches not synced yet")
