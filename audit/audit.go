@@ -5,6 +5,7 @@ package audit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,7 +118,7 @@ func eventFor(d Decision) (eventType, reason, note string, ok bool) {
 		return corev1.EventTypeNormal, ReasonCanaryStarted, note1k(d.User, append([]string{"canary-partition"}, d.Rules...), append([]string{msg}, d.Warnings...)), true
 	case d.Webhook == "validate" && d.Outcome == Denied:
 		return corev1.EventTypeWarning, ReasonRolloutBlocked, note1k(d.User, d.Rules, d.Reasons), true
-	case d.Webhook == "validate" && d.Outcome == Warned && contains(d.Rules, "override"):
+	case d.Webhook == "validate" && d.Outcome == Warned && slices.Contains(d.Rules, "override"):
 		return corev1.EventTypeWarning, ReasonOverride, note1k(d.User, d.Rules, d.Warnings), true
 	case d.Webhook == "validate" && d.Outcome == Warned:
 		return corev1.EventTypeWarning, ReasonRolloutWarned, note1k(d.User, d.Rules, d.Warnings), true
@@ -132,13 +133,4 @@ func note1k(user string, rules, msgs []string) string {
 		note = note[:1021] + "..."
 	}
 	return note
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -317,7 +317,6 @@ type CheckResult struct {
 	Rules    []string                       `json:"rules"`
 	Reasons  []string                       `json:"reasons"`
 	Warnings []string                       `json:"warnings"`
-	Mode     string                         `json:"-"`
 }
 
 // Check runs the mutating then the validating decision on one request.
@@ -337,7 +336,7 @@ func (g *Guard) Check(ctx context.Context, req *Request) (*CheckResult, error) {
 		return nil, err
 	}
 	res := &CheckResult{
-		Allowed: v.Allowed, Patch: m.Patch, Mode: v.Mode,
+		Allowed: v.Allowed, Patch: m.Patch,
 		Rules:    dedupe(append(append([]string{}, m.Rules...), v.Rules...)),
 		Reasons:  nonNil(v.Reasons),
 		Warnings: dedupe(append(append([]string{}, m.Warnings...), v.Warnings...)),
@@ -365,12 +364,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// Summary is a one-line account of a decision for logs and events.
-func Summary(rules []string) string {
-	if len(rules) == 0 {
-		return "none"
-	}
-	return strings.Join(rules, ",")
 }

@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,12 +396,12 @@ func TestCheck(t *testing.T) {
 				t.Errorf("allowed = %v, want %v\n%s", res.Allowed, tc.want.allowed, dump)
 			}
 			for _, r := range tc.want.rules {
-				if !contains(res.Rules, r) {
+				if !slices.Contains(res.Rules, r) {
 					t.Errorf("rule %q did not fire\n%s", r, dump)
 				}
 			}
 			for _, r := range tc.want.noRules {
-				if contains(res.Rules, r) {
+				if slices.Contains(res.Rules, r) {
 					t.Errorf("rule %q fired, want not\n%s", r, dump)
 				}
 			}
@@ -464,13 +465,4 @@ func openCanaryNoStatus() *appsv1.StatefulSet {
 	sts := openCanary()
 	sts.Status = appsv1.StatefulSetStatus{}
 	return sts
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

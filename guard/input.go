@@ -78,14 +78,15 @@ func (g *Guard) buildInput(phase string, req *Request) (*policy.Input, error) {
 		in.Change.ConfigPaths = []string{}
 	}
 
-	if rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container); rec != nil {
+	rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container)
+	if rec != nil {
 		in.Canary.Record = &policy.CanaryRecord{
 			FromImage: rec.FromImage, ToImage: rec.ToImage,
 			FromVersion: rec.FromVersion, ToVersion: rec.ToVersion,
 			Started: rec.Started.UTC().Format(time.RFC3339), RequestedBy: rec.RequestedBy,
 		}
 	}
-	stableRef := g.stableImage(req, in.Canary.Open, oldRef)
+	stableRef := g.stableImage(req, in.Canary.Open, rec, oldRef)
 	in.Canary.StableImage = imageOf(stableRef)
 
 	if in.Change.VersionChanged {
@@ -136,11 +137,11 @@ func (g *Guard) summarize(sts *appsv1.StatefulSet) (policy.Summary, imageref.Ref
 
 // stableImage is the image the pods below the partition run: what pdguard recorded when
 // it opened the canary, else what a pod on the current revision runs, else the live spec.
-func (g *Guard) stableImage(req *Request, open bool, oldRef imageref.Ref) imageref.Ref {
+func (g *Guard) stableImage(req *Request, open bool, rec *rollout.CanaryRecord, oldRef imageref.Ref) imageref.Ref {
 	if !open {
 		return oldRef
 	}
-	if rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container); rec != nil && rec.FromImage != "" {
+	if rec != nil && rec.FromImage != "" {
 		if ref, err := imageref.Parse(rec.FromImage); err == nil {
 			return ref
 		}

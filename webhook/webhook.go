@@ -97,7 +97,7 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		pods, err := h.Pods.PodsFor(ctx, gr.Old)
 		if err != nil {
 			d.Outcome, d.Err = audit.Errored, err
-			return admission.Errored(http.StatusInternalServerError, err)
+			return undecided(err)
 		}
 		gr.Pods = pods
 	}
@@ -106,7 +106,7 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		res, err := h.Guard.Mutate(ctx, gr)
 		if err != nil {
 			d.Outcome, d.Err = audit.Errored, err
-			return admission.Errored(http.StatusInternalServerError, err)
+			return undecided(err)
 		}
 		d.Mode, d.Rules, d.Warnings = res.Mode, res.Rules, res.Warnings
 		switch {
@@ -127,7 +127,7 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 	res, err := h.Guard.Validate(ctx, gr)
 	if err != nil {
 		d.Outcome, d.Err = audit.Errored, err
-		return admission.Errored(http.StatusInternalServerError, err)
+		return undecided(err)
 	}
 	d.Mode, d.Rules, d.Reasons, d.Warnings = res.Mode, res.Rules, res.Reasons, res.Warnings
 	if !res.Allowed {
@@ -146,6 +146,13 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		d.Outcome = audit.Warned
 	}
 	return admission.Allowed("").WithWarnings(res.Warnings...)
+}
+
+// undecided answers a request pdguard could not decide. The API server then applies the
+// webhook's failure policy, so the message says where to look and what to do.
+func undecided(err error) admission.Response {
+	return admission.Errored(http.StatusInternalServerError, fmt.Errorf(
+		"pdguard could not decide on this change: %w. Retry in a moment; if it persists, read the pdguard webhook's logs (kubectl -n <pdguard namespace> logs -l app.kubernetes.io/name=pdguard) for this error", err))
 }
 
 func denialMessage(reasons []string) string {
