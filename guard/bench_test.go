@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 )
 
 // BenchmarkDecision is the webhook's share of one admission of a helm upgrade that

@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 )
 
 // mutations change a fixture the ways real updates and careless charts do. Each reads the

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 )
 
 // Normalized helm output must be byte for byte the stored spec, apart from the

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 )
 
 const digest = "sha256:3f1c2d7e8a915b0c6a0e3f0d4a8e9b536f1c2d7e8a915b0c6a0e3f0d4a8e9b53"

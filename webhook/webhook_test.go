@@ -23,7 +23,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/pdguard/pdguard/audit"
 	"github.com/pdguard/pdguard/guard"
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/policy"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-const fixtureDir = "../../internal/fixture/testdata"
+const fixtureDir = "../../internal/testenv/fixture/testdata"
 
 // writeVariant writes a fixture file with each from->to replacement applied.
 func writeVariant(t *testing.T, name string, replace ...string) string {

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pdguard/pdguard/internal/scenario"
+	"github.com/pdguard/pdguard/internal/testenv/scenario"
 	"github.com/pdguard/pdguard/rollout"
 )
 

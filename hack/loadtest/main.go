@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pdguard/pdguard/internal/controlplane"
-	"github.com/pdguard/pdguard/internal/pdguardproc"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 )
 
 // The closed-loop burst is fixed so its throughput figures compare across runs.

@@ -25,8 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/pdguard/pdguard/guard"
-	"github.com/pdguard/pdguard/internal/fixture"
-	"github.com/pdguard/pdguard/internal/pdguardproc"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 )
 
 const (

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pdguard/pdguard/internal/scenario"
+	"github.com/pdguard/pdguard/internal/testenv/scenario"
 	"github.com/pdguard/pdguard/rollout"
 )
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/pdguard/pdguard/internal/scenario"
+	"github.com/pdguard/pdguard/internal/testenv/scenario"
 )
 
 // TestBundledConfigAndVersion: an upgrade that changes the env and the tag at once is

@@ -10,8 +10,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/pdguard/pdguard/internal/controlplane"
-	"github.com/pdguard/pdguard/internal/scenario"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/scenario"
 	"github.com/pdguard/pdguard/rollout"
 )
 

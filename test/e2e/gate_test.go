@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pdguard/pdguard/internal/scenario"
+	"github.com/pdguard/pdguard/internal/testenv/scenario"
 	"github.com/pdguard/pdguard/rollout"
 )
 

@@ -22,7 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/pdguard/pdguard/internal/scenario"
+	"github.com/pdguard/pdguard/internal/testenv/scenario"
 	"github.com/pdguard/pdguard/rollout"
 )
 

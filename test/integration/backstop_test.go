@@ -11,7 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/rollout"
 )
 

@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/pdguard/pdguard/certs"
-	"github.com/pdguard/pdguard/internal/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 )
 
 const (

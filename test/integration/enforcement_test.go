@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 
-	"github.com/pdguard/pdguard/internal/pdguardproc"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 	"github.com/pdguard/pdguard/rollout"
 )
 

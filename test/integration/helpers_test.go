@@ -31,8 +31,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/pdguard/pdguard/internal/fixture"
-	"github.com/pdguard/pdguard/internal/pdguardproc"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 	"github.com/pdguard/pdguard/rollout"
 )
 

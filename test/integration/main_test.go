@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/pdguard/pdguard/internal/controlplane"
-	"github.com/pdguard/pdguard/internal/fixture"
-	"github.com/pdguard/pdguard/internal/pdguardproc"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 	"github.com/pdguard/pdguard/rollout"
 )
 

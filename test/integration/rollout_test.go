@@ -16,8 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/pdguard/pdguard/internal/controlplane"
-	"github.com/pdguard/pdguard/internal/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/rollout"
 )
 

@@ -20,7 +20,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
 	"github.com/pdguard/pdguard/certs"
-	"github.com/pdguard/pdguard/internal/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 )
 
 // Build compiles ./cmd/webhook into <repo>/bin/pdguard. Go's build cache makes a rebuild

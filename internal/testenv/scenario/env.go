@@ -15,8 +15,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/pdguard/pdguard/internal/controlplane"
-	"github.com/pdguard/pdguard/internal/pdguardproc"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 )
 
 // Chart is the ping-devops-shaped test chart, relative to the repository root.
