@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/pdguard/pdguard/rollout"
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 // Decision outcomes, used as the `decision` log key and metric label.

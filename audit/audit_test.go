@@ -11,7 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/pdguard/pdguard/rollout"
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 type captured struct{ reasons, notes []string }

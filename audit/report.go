@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 
-	"github.com/pdguard/pdguard/rollout"
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 // ReportedReasons are the Event reasons a report lists: every blocked, warned or

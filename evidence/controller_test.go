@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

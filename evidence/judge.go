@@ -8,8 +8,8 @@ package evidence
 import (
 	"fmt"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/logscan"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // CrashLoopRestarts is how many restarts of one canary container make it Failed even

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/logscan"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 func TestJudge(t *testing.T) {

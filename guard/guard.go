@@ -12,9 +12,9 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/internal/rollout/specdiff"
 	"github.com/pdguard/pdguard/policy"
-	"github.com/pdguard/pdguard/rollout"
-	"github.com/pdguard/pdguard/specdiff"
 )
 
 // Options are the server's settings for every guarded StatefulSet.

@@ -12,10 +12,10 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/pdguard/pdguard/imageref"
+	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/internal/rollout/imageref"
+	"github.com/pdguard/pdguard/internal/rollout/specdiff"
 	"github.com/pdguard/pdguard/policy"
-	"github.com/pdguard/pdguard/rollout"
-	"github.com/pdguard/pdguard/specdiff"
 )
 
 // Request is one admission of a guarded StatefulSet.

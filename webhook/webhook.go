@@ -20,7 +20,7 @@ import (
 
 	"github.com/pdguard/pdguard/audit"
 	"github.com/pdguard/pdguard/guard"
-	"github.com/pdguard/pdguard/rollout"
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 // PodSource lists a StatefulSet's pods. In the server it reads the informer cache, so

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pdguard/pdguard/guard"
-	"github.com/pdguard/pdguard/specdiff"
+	"github.com/pdguard/pdguard/internal/rollout/specdiff"
 )
 
 func newCheckCommand() *cobra.Command {

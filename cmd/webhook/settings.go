@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/internal/rollout/specdiff"
 	"github.com/pdguard/pdguard/policy"
-	"github.com/pdguard/pdguard/specdiff"
 )
 
 // guardFlags are the decision settings shared by `serve` and `check`, so an offline check

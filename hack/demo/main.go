@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/scenario"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // soak is shorter than pdguard's 30s default so the walk-through does not stall.

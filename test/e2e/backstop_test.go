@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/scenario"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // TestMutatingWebhookUnreachable: the mutating webhook fails open (failurePolicy

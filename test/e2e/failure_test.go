@@ -10,9 +10,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 	"github.com/pdguard/pdguard/internal/testenv/scenario"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // TestMaskedFailure: the canary's replace-profile fails behind a tee, so the pod is

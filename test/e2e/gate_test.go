@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/scenario"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 const lowerPartition = `{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`

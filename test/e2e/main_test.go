@@ -22,8 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/scenario"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // soak is pdguard's --soak here: how long a canary must have been Ready before its

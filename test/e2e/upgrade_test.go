@@ -11,8 +11,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/scenario"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // TestVendorUpgrade is the vendor's canary procedure carried out by pdguard on plain

@@ -11,8 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // The chart installs the mutating webhook with failurePolicy Ignore, so an unreachable

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pdguard/pdguard/audit"
-	"github.com/pdguard/pdguard/rollout"
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 // run runs a command and returns stdout, stderr and the exit code; a command that could

@@ -11,8 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // pdguard.io/enforcement on the live object can only make a server's mode stricter

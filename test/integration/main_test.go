@@ -20,10 +20,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // Labels that route a StatefulSet to webhooks other than the shared pdguard's. Webhook

@@ -17,8 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // With pdguard.io/auto-promote the evidence controller lowers the partition itself once

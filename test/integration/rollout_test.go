@@ -16,9 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
-	"github.com/pdguard/pdguard/rollout"
 )
 
 // A chart upgrade that only changes the tag still sends partition 0; pdguard must turn it

@@ -17,7 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/pdguard/pdguard/imageref"
+	"github.com/pdguard/pdguard/internal/rollout/imageref"
 )
 
 // DefaultContainer is the product container's name in the ping-devops chart.

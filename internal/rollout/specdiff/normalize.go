@@ -6,7 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/pdguard/pdguard/imageref"
+	"github.com/pdguard/pdguard/internal/rollout/imageref"
 )
 
 // Normalize fills in the defaults the API server gives a StatefulSet when it stores one
