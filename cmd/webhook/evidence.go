@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/pdguard/pdguard/evidence"
 	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/internal/evidence"
 )
 
 type evidenceFlags struct {

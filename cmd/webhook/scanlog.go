@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pdguard/pdguard/logscan"
+	"github.com/pdguard/pdguard/internal/evidence/logscan"
 )
 
 // exitCodeError carries the process exit code out of a command's RunE so the

@@ -14,7 +14,7 @@ import (
 )
 
 // scanLogFixtures are the container logs the logscan package is tested on.
-const scanLogFixtures = "../../logscan/testdata"
+const scanLogFixtures = "../../internal/evidence/logscan/testdata"
 
 func readScanLogFixture(t *testing.T, name string) string {
 	t.Helper()

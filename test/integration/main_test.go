@@ -58,7 +58,7 @@ const (
 	serveSoak    = "1s"
 	serveRecheck = "1s"
 
-	logscanTestdata  = "../../logscan/testdata"
+	logscanTestdata  = "../../internal/evidence/logscan/testdata"
 	probeNamespace   = "pdguard-probe"
 	startupTimeout   = 4 * time.Minute
 	webhookInForceBy = time.Minute

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Canary logs recorded from the PingDirectory image, in logscan/testdata.
+// Canary logs recorded from the PingDirectory image, in internal/evidence/logscan/testdata.
 const (
 	// SuccessLog: replace-profile migrates 9.0.0.1 to 9.1.0.0 and the server starts.
 	SuccessLog = "success-migration.log"
@@ -18,9 +18,9 @@ const (
 	InProgressLog = "in-progress.log"
 )
 
-// Fixture reads a canary log from logscan/testdata as lines.
+// Fixture reads a canary log from internal/evidence/logscan/testdata as lines.
 func (e *Env) Fixture(name string) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(e.Root, "logscan", "testdata", name))
+	data, err := os.ReadFile(filepath.Join(e.Root, "internal", "evidence", "logscan", "testdata", name))
 	if err != nil {
 		return nil, errorf("reading canary log: %w", err)
 	}

@@ -8,8 +8,8 @@ package evidence
 import (
 	"fmt"
 
+	"github.com/pdguard/pdguard/internal/evidence/logscan"
 	"github.com/pdguard/pdguard/internal/rollout"
-	"github.com/pdguard/pdguard/logscan"
 )
 
 // CrashLoopRestarts is how many restarts of one canary container make it Failed even

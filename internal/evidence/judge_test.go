@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pdguard/pdguard/internal/evidence/logscan"
 	"github.com/pdguard/pdguard/internal/rollout"
-	"github.com/pdguard/pdguard/logscan"
 )
 
 func TestJudge(t *testing.T) {

@@ -24,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/pdguard/pdguard/internal/evidence/logscan"
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/rollout/imageref"
-	"github.com/pdguard/pdguard/logscan"
 )
 
 // Options configure the controller.

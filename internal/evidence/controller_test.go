@@ -39,7 +39,7 @@ func (f fileLogs) ReadLog(_ context.Context, _, pod, _ string, _ int64) (io.Read
 	if !ok {
 		return nil, fmt.Errorf("no log for %s", pod)
 	}
-	return os.Open("../logscan/testdata/" + name)
+	return os.Open("logscan/testdata/" + name)
 }
 
 type events struct {
