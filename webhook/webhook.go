@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/pdguard/pdguard/audit"
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/rollout"
 )

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/go-logr/logr"
-	"github.com/pdguard/pdguard/audit"
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/policy"

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/pdguard/pdguard/audit"
+	"github.com/pdguard/pdguard/internal/report"
 )
 
 func newReportCommand() *cobra.Command {
@@ -53,7 +53,7 @@ func newReportCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listing events: %w", err)
 			}
-			r := audit.BuildReport(time.Now(), sets.Items, pods.Items, events.Items, container, since)
+			r := report.BuildReport(time.Now(), sets.Items, pods.Items, events.Items, container, since)
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")

@@ -29,8 +29,8 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/pdguard/pdguard/audit"
 	"github.com/pdguard/pdguard/guard"
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/webhook"
 )
 

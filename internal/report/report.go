@@ -1,4 +1,6 @@
-package audit
+// Package report builds the offline report of guarded StatefulSets, their canaries and
+// verdicts, and the rollouts pdguard blocked, warned about or let through.
+package report
 
 import (
 	"fmt"
@@ -12,13 +14,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 // ReportedReasons are the Event reasons a report lists: every blocked, warned or
 // overridden rollout, every canary opened, judged or promoted.
 var ReportedReasons = []string{
-	ReasonRolloutBlocked, ReasonRolloutWarned, ReasonOverride, ReasonCanaryStarted,
+	audit.ReasonRolloutBlocked, audit.ReasonRolloutWarned, audit.ReasonOverride, audit.ReasonCanaryStarted,
 	"ReplaceProfileVerdict", "CanaryPromoted", "PromotionHalted",
 }
 
