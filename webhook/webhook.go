@@ -1,6 +1,8 @@
-// Package webhook holds the thin admission handlers: decode the request, skip what is not
-// guarded, ask the guard, and turn its answer into an admission response and an audit
-// record. No rule lives here.
+// Package webhook applies pdguard's policy to admission requests: the Guard turns the
+// policy's decision into a JSON patch or a denial (the one code path behind the webhook
+// and `webhook check`), and the thin handlers decode the request, skip what is not
+// guarded, ask the Guard, and turn its answer into a response and an audit record. No
+// rule lives here.
 package webhook
 
 import (
@@ -19,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pdguard/pdguard/internal/audit"
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/policy"
 )
 
 // PodSource lists a StatefulSet's pods. In the server it reads the informer cache, so
@@ -48,7 +50,7 @@ func (c CachedPods) PodsFor(ctx context.Context, sts *appsv1.StatefulSet) ([]cor
 type Handler struct {
 	// Phase is "mutate" or "validate".
 	Phase    string
-	Guard    *guard.Guard
+	Guard    *Guard
 	Selector labels.Selector
 	Pods     PodSource
 	Audit    *audit.Recorder
@@ -168,11 +170,11 @@ func denialMessage(reasons []string) string {
 
 // decodeRequest reads the StatefulSets out of an admission request. An object that does
 // not decode is an error, never an allow.
-func decodeRequest(req admission.Request) (*guard.Request, error) {
+func decodeRequest(req admission.Request) (*policy.Request, error) {
 	if len(req.Object.Raw) == 0 {
 		return nil, fmt.Errorf("admission request %s carries no object", req.UID)
 	}
-	gr := &guard.Request{Operation: string(req.Operation), User: req.UserInfo, New: &appsv1.StatefulSet{}}
+	gr := &policy.Request{Operation: string(req.Operation), User: req.UserInfo, New: &appsv1.StatefulSet{}}
 	if err := json.Unmarshal(req.Object.Raw, gr.New); err != nil {
 		return nil, fmt.Errorf("decoding the StatefulSet in admission request %s: %w", req.UID, err)
 	}

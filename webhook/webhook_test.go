@@ -22,7 +22,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/pdguard/pdguard/internal/audit"
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/policy"
 )
@@ -41,7 +40,7 @@ func newServer(t testing.TB, phase string) http.Handler {
 	}
 	sel, _ := labels.Parse("app.kubernetes.io/name=pingdirectory")
 	h := &Handler{
-		Phase: phase, Guard: guard.New(engine, guard.DefaultOptions()), Selector: sel, Pods: staticPods(nil),
+		Phase: phase, Guard: NewGuard(engine, policy.DefaultConfig()), Selector: sel, Pods: staticPods(nil),
 		Audit: audit.NewRecorder(logr.Discard(), nil, nil),
 	}
 	return &admission.Webhook{Handler: h}

@@ -17,8 +17,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/rollout/specdiff"
+	"github.com/pdguard/pdguard/policy"
+	"github.com/pdguard/pdguard/webhook"
 )
 
 func newCheckCommand() *cobra.Command {
@@ -48,7 +49,7 @@ the StatefulSet's pods (kubectl get pods -l ... -o yaml). Exit code 0 allowed, 1
 			if err != nil {
 				return badInput(err)
 			}
-			req := &guard.Request{Operation: "CREATE", User: authenticationv1.UserInfo{Username: user, Groups: groups}}
+			req := &policy.Request{Operation: "CREATE", User: authenticationv1.UserInfo{Username: user, Groups: groups}}
 			if req.New, err = readStatefulSet(cmd.InOrStdin(), newFile, name, sel); err != nil {
 				return badInput(err)
 			}
@@ -79,7 +80,7 @@ the StatefulSet's pods (kubectl get pods -l ... -o yaml). Exit code 0 allowed, 1
 			if err != nil {
 				return badInput(err)
 			}
-			res, err := guard.New(engine, opts).Check(cmd.Context(), req)
+			res, err := webhook.NewGuard(engine, opts).Check(cmd.Context(), req)
 			if err != nil {
 				return badInput(err)
 			}
@@ -105,7 +106,7 @@ the StatefulSet's pods (kubectl get pods -l ... -o yaml). Exit code 0 allowed, 1
 
 func badInput(err error) error { return &exitCodeError{Code: 2, Err: err} }
 
-func printCheck(w io.Writer, output string, req *guard.Request, res *guard.CheckResult) error {
+func printCheck(w io.Writer, output string, req *policy.Request, res *webhook.CheckResult) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/evidence"
+	"github.com/pdguard/pdguard/policy"
 )
 
 type evidenceFlags struct {
@@ -37,7 +37,7 @@ func (f *evidenceFlags) validate() error {
 	return nil
 }
 
-func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts guard.Options, sel labels.Selector, log logr.Logger) error {
+func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts policy.Config, sel labels.Selector, log logr.Logger) error {
 	if f.disabled {
 		log.Info("evidence controller disabled: verdicts must come from elsewhere")
 		return nil

@@ -29,7 +29,6 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/webhook"
 )
@@ -165,7 +164,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	ctx := cmd.Context()
 	events := mgr.GetEventRecorder("pdguard")
 	rec := audit.NewRecorder(log.WithName("admission"), events, crmetrics.Registry)
-	g := guard.New(engine, opts)
+	g := webhook.NewGuard(engine, opts)
 	pods := webhook.CachedPods{Reader: mgr.GetCache()}
 	srv := mgr.GetWebhookServer()
 	srv.Register("/mutate", &admission.Webhook{Handler: &webhook.Handler{Phase: "mutate", Guard: g, Selector: sel, Pods: pods, Audit: rec}})

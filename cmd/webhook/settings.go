@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/rollout/specdiff"
 	"github.com/pdguard/pdguard/policy"
 )
@@ -29,7 +28,7 @@ type guardFlags struct {
 }
 
 func (f *guardFlags) register(fs *pflag.FlagSet) {
-	d := guard.DefaultOptions()
+	d := policy.DefaultConfig()
 	fs.StringVar(&f.selector, "selector", "app.kubernetes.io/name=pingdirectory", "label selector of the StatefulSets (and their pods) that pdguard guards")
 	fs.StringVar(&f.container, "container", d.Diff.Container, "name of the PingDirectory container in the pod template")
 	fs.Int32Var(&f.canaryReplicas, "canary-replicas", d.CanaryReplicas, "how many of the highest ordinals a version change updates first")
@@ -42,19 +41,19 @@ func (f *guardFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.ignoreAnnotations, "ignore-template-annotations", d.Diff.IgnoreAnnotations, "pod template annotations whose change is not a configuration change")
 }
 
-func (f *guardFlags) options() (guard.Options, labels.Selector, error) {
+func (f *guardFlags) options() (policy.Config, labels.Selector, error) {
 	sel, err := labels.Parse(f.selector)
 	if err != nil {
-		return guard.Options{}, nil, fmt.Errorf("--selector %q: %w", f.selector, err)
+		return policy.Config{}, nil, fmt.Errorf("--selector %q: %w", f.selector, err)
 	}
 	if sel.Empty() {
-		return guard.Options{}, nil, fmt.Errorf("--selector must not be empty: pdguard would guard every StatefulSet")
+		return policy.Config{}, nil, fmt.Errorf("--selector must not be empty: pdguard would guard every StatefulSet")
 	}
 	diff := specdiff.DefaultOptions()
 	diff.Container = f.container
 	diff.IgnoreLabels = f.ignoreLabels
 	diff.IgnoreAnnotations = f.ignoreAnnotations
-	opts := guard.Options{
+	opts := policy.Config{
 		CanaryReplicas: f.canaryReplicas,
 		SingleReplica:  strings.ToLower(f.singleReplica),
 		Enforcement:    strings.ToLower(f.enforcement),
@@ -63,7 +62,7 @@ func (f *guardFlags) options() (guard.Options, labels.Selector, error) {
 		Diff:           diff,
 	}
 	if err := opts.Validate(); err != nil {
-		return guard.Options{}, nil, err
+		return policy.Config{}, nil, err
 	}
 	return opts, sel, nil
 }

@@ -24,9 +24,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/pdguard/pdguard/guard"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
+	"github.com/pdguard/pdguard/webhook"
 )
 
 const (
@@ -180,7 +180,7 @@ func prepareChange(ctx context.Context, c *client, old, nw *appsv1.StatefulSet, 
 		return nil, err
 	}
 	ch.mutate.check = check
-	patched, err := guard.ApplyPatch(nw, patch)
+	patched, err := webhook.ApplyPatch(nw, patch)
 	if err != nil {
 		return nil, err
 	}

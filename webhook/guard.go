@@ -1,4 +1,4 @@
-package guard
+package webhook
 
 import (
 	"context"
@@ -13,65 +13,19 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/pdguard/pdguard/internal/rollout"
-	"github.com/pdguard/pdguard/internal/rollout/specdiff"
 	"github.com/pdguard/pdguard/policy"
 )
-
-// Options are the server's settings for every guarded StatefulSet.
-type Options struct {
-	CanaryReplicas int32
-	SingleReplica  string // warn | deny
-	Enforcement    string // enforce | warn | dryrun
-	OverrideGroups []string
-	Soak           time.Duration
-	// Diff names the product container and the template keys that are not config.
-	Diff specdiff.Options
-}
-
-// DefaultOptions are the documented flag defaults.
-func DefaultOptions() Options {
-	return Options{
-		CanaryReplicas: 1,
-		SingleReplica:  "warn",
-		Enforcement:    "enforce",
-		OverrideGroups: []string{"system:masters"},
-		Soak:           30 * time.Second,
-		Diff:           specdiff.DefaultOptions(),
-	}
-}
-
-// Validate checks settings once at start-up so a typo fails the server, not a request.
-func (o Options) Validate() error {
-	var errs []error
-	if o.CanaryReplicas < 1 {
-		errs = append(errs, fmt.Errorf("--canary-replicas must be at least 1, got %d", o.CanaryReplicas))
-	}
-	if o.SingleReplica != "warn" && o.SingleReplica != "deny" {
-		errs = append(errs, fmt.Errorf("--single-replica must be warn or deny, got %q", o.SingleReplica))
-	}
-	switch o.Enforcement {
-	case "enforce", "warn", "dryrun":
-	default:
-		errs = append(errs, fmt.Errorf("--enforcement must be enforce, warn or dryrun, got %q", o.Enforcement))
-	}
-	if o.Soak < 0 {
-		errs = append(errs, fmt.Errorf("--soak must not be negative, got %s", o.Soak))
-	}
-	if o.Diff.Container == "" {
-		errs = append(errs, errors.New("--container must name the product container"))
-	}
-	return errors.Join(errs...)
-}
 
 // Guard makes admission decisions for guarded StatefulSets.
 type Guard struct {
 	engine *policy.Engine
-	opts   Options
+	cfg    policy.Config
 	now    func() time.Time
 }
 
-func New(engine *policy.Engine, opts Options) *Guard {
-	return &Guard{engine: engine, opts: opts, now: time.Now}
+// NewGuard returns a guard that decides with the engine's policy and the server's settings.
+func NewGuard(engine *policy.Engine, cfg policy.Config) *Guard {
+	return &Guard{engine: engine, cfg: cfg, now: time.Now}
 }
 
 // WithClock returns a copy of the guard that reads time from now (tests, replays).
@@ -102,10 +56,10 @@ type ValidateResult struct {
 }
 
 // Mutate decides what the mutating webhook changes.
-func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error) {
-	in, err := g.buildInput("mutate", req)
+func (g *Guard) Mutate(ctx context.Context, req *policy.Request) (*MutateResult, error) {
+	in, err := policy.BuildInput("mutate", req, g.cfg, g.now())
 	if err != nil {
-		var ng *NotGuardedError
+		var ng *policy.NotGuardedError
 		if errors.As(err, &ng) {
 			return &MutateResult{Warnings: []string{notGuardedWarning(ng)}}, nil
 		}
@@ -147,10 +101,10 @@ func (g *Guard) Mutate(ctx context.Context, req *Request) (*MutateResult, error)
 }
 
 // Validate decides whether the (already mutated) object is admitted.
-func (g *Guard) Validate(ctx context.Context, req *Request) (*ValidateResult, error) {
-	in, err := g.buildInput("validate", req)
+func (g *Guard) Validate(ctx context.Context, req *policy.Request) (*ValidateResult, error) {
+	in, err := policy.BuildInput("validate", req, g.cfg, g.now())
 	if err != nil {
-		var ng *NotGuardedError
+		var ng *policy.NotGuardedError
 		if errors.As(err, &ng) {
 			return &ValidateResult{Allowed: true, Rules: []string{}, Warnings: []string{notGuardedWarning(ng)}}, nil
 		}
@@ -182,7 +136,7 @@ func (g *Guard) Validate(ctx context.Context, req *Request) (*ValidateResult, er
 // moves from pdguard.io/override-reason to pdguard.io/override-used. The validating
 // policy honours a changed override-used once, so the override lifts the rules for this
 // change and not for the next one, however long the reason had waited on the object.
-func (g *Guard) consumeOverride(ctx context.Context, req *Request, res *MutateResult) error {
+func (g *Guard) consumeOverride(ctx context.Context, req *policy.Request, res *MutateResult) error {
 	reason := strings.TrimSpace(req.New.Annotations[rollout.OverrideReasonAnnotation])
 	if reason == "" {
 		return nil
@@ -216,14 +170,14 @@ func (g *Guard) consumeOverride(ctx context.Context, req *Request, res *MutateRe
 	return nil
 }
 
-func notGuardedWarning(ng *NotGuardedError) string {
+func notGuardedWarning(ng *policy.NotGuardedError) string {
 	return "pdguard cannot guard this StatefulSet: " + ng.Reason + "; upgrades of it are not protected. Name the product container with the webhook's --container flag, or remove the selector label."
 }
 
 // patchFor turns the policy's mutation into RFC 6902 operations on the request object.
 // Operations address only what exists in a defaulted StatefulSet, adding parents that
 // may be missing in objects sent without defaults.
-func (g *Guard) patchFor(req *Request, in *policy.Input, d policy.Mutation) ([]jsonpatch.JsonPatchOperation, error) {
+func (g *Guard) patchFor(req *policy.Request, in *policy.Input, d policy.Mutation) ([]jsonpatch.JsonPatchOperation, error) {
 	var ops []jsonpatch.JsonPatchOperation
 	sts := req.New
 	if d.Partition != nil {
@@ -320,7 +274,7 @@ type CheckResult struct {
 }
 
 // Check runs the mutating then the validating decision on one request.
-func (g *Guard) Check(ctx context.Context, req *Request) (*CheckResult, error) {
+func (g *Guard) Check(ctx context.Context, req *policy.Request) (*CheckResult, error) {
 	m, err := g.Mutate(ctx, req)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package guard
+package webhook
 
 import (
 	"context"
@@ -29,17 +29,17 @@ const (
 	canaryRev = "pd-upgrade-example-pingdirectory-7f9c8b5d4c"
 )
 
-func newGuard(t testing.TB, mod func(*Options)) *Guard {
+func newGuard(t testing.TB, mod func(*policy.Config)) *Guard {
 	t.Helper()
 	engine, err := policy.New(policy.Options{})
 	if err != nil {
 		t.Fatalf("policy.New: %v", err)
 	}
-	opts := DefaultOptions()
+	opts := policy.DefaultConfig()
 	if mod != nil {
 		mod(&opts)
 	}
-	return New(engine, opts).WithClock(func() time.Time { return now })
+	return NewGuard(engine, opts).WithClock(func() time.Time { return now })
 }
 
 // openCanary is the live object after pdguard pinned a 9.0.0.1 -> 9.1.0.0 canary on
@@ -140,246 +140,246 @@ func TestCheck(t *testing.T) {
 	}
 	one := int32(1)
 	tests := map[string]struct {
-		opts func(*Options)
-		req  func() *Request
+		opts func(*policy.Config)
+		req  func() *policy.Request
 		want want
 	}{
 		"a new tag on a two-replica set pins the canary to ordinal 1 and records it": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				old := fixture.Live()
-				return &Request{Operation: "UPDATE", Old: old, New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
 			},
 			want: want{allowed: true, rules: []string{"canary-partition"}, partition: &one, recordsCanary: true, warnings: []string{"pd-upgrade-example-pingdirectory-1"}},
 		},
 		"a new tag on three replicas with two canary replicas keeps ordinal 0 as the seed": {
-			opts: func(o *Options) { o.CanaryReplicas = 2 },
-			req: func() *Request {
+			opts: func(o *policy.Config) { o.CanaryReplicas = 2 },
+			req: func() *policy.Request {
 				three := int32(3)
 				old := fixture.Live()
 				old.Spec.Replicas = &three
 				nw := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
 				nw.Spec.Replicas = &three
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: true, rules: []string{"canary-partition"}, partition: &one},
 		},
 		"a canary count as large as the set still never updates ordinal 0": {
-			opts: func(o *Options) { o.CanaryReplicas = 5 },
-			req: func() *Request {
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
+			opts: func(o *policy.Config) { o.CanaryReplicas = 5 },
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
 			},
 			want: want{allowed: true, rules: []string{"canary-partition"}, partition: &one},
 		},
 		"a larger partition asked for by the user is kept": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				three := int32(3)
 				old := fixture.Live()
 				old.Spec.Replicas = &three
 				nw := withPartition(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), 3)
 				nw.Spec.Replicas = &three
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: true, noPatch: false, recordsCanary: true},
 		},
 		"a new tag bundled with a config checksum change is denied and names the path": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				nw := withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000")
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}, reasons: []string{"checksum/config", "9.0.0.1-latest"}},
 		},
 		"a new tag bundled with an env var and a replica change lists both paths": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				three := int32(3)
 				nw := withEnv(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "MAX_HEAP_SIZE", "4g")
 				nw.Spec.Replicas = &three
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}, reasons: []string{"spec.replicas", "containers[pingdirectory].env"}},
 		},
 		"a chart label bump with a new tag is not a config change": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				nw := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
 				nw.Spec.Template.Labels["helm.sh/chart"] = "ping-devops-0.12.1"
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
 			want: want{allowed: true, rules: []string{"canary-partition"}, noRules: []string{"bundled-config-and-version"}, partition: &one},
 		},
 		"a config change with no version change and no canary passes untouched": {
-			req: func() *Request {
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: withChecksum(fixture.Live(), "1111"), User: admin}
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: withChecksum(fixture.Live(), "1111"), User: admin}
 			},
 			want: want{allowed: true, noPatch: true, noRules: []string{"canary-partition", "bundled-config-and-version"}},
 		},
 		"promotion before the canary has any verdict is denied and names the pod": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: canaryPods(live, time.Hour, nil), User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: canaryPods(live, time.Hour, nil), User: admin}
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}, reasons: []string{"pd-upgrade-example-pingdirectory-1"}},
 		},
 		"promotion after a Succeeded verdict on the current container and soak is allowed": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				pods := canaryPods(live, time.Hour, nil)
 				pods = canaryPods(live, time.Hour, succeededFor(canaryRev, containerID(pods[1])))
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
 			},
 			want: want{allowed: true, noRules: []string{"partition-gate"}, noPatch: true},
 		},
 		"promotion on a verdict about an earlier container is denied as stale": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				pods := canaryPods(live, time.Hour, succeededFor(canaryRev, "containerd://an-earlier-container"))
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}, reasons: []string{"pd-upgrade-example-pingdirectory-1"}},
 		},
 		"promotion sent before the controller observed the last change is denied even with an earlier Succeeded verdict": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				pods := canaryPods(live, time.Hour, succeededFor(canaryRev, defaultContainerID))
 				live.Generation++
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}, reasons: []string{"has not observed the latest change"}},
 		},
 		"promotion on a Succeeded verdict for another revision is denied": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				pods := canaryPods(live, time.Hour, succeededFor("some-older-revision", defaultContainerID))
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}},
 		},
 		"promotion before the soak time has passed is denied": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				pods := canaryPods(live, 5*time.Second, succeededFor(canaryRev, defaultContainerID))
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}},
 		},
 		"promotion after a Failed verdict is denied and says how to roll back": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				v := &rollout.Verdict{Verdict: rollout.VerdictFailed, Revision: canaryRev, ContainerID: defaultContainerID, Reason: "Running the update tool ..... Error", ObservedAt: now}
-				return &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: canaryPods(live, time.Hour, v), User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: canaryPods(live, time.Hour, v), User: admin}
 			},
 			want: want{allowed: false, rules: []string{"partition-gate"}, reasons: []string{"Failed", "9.0.0.1-latest"}},
 		},
 		"a profile fix during an open canary keeps the live partition": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
-				return &Request{Operation: "UPDATE", Old: live, New: withChecksum(withPartition(openCanaryNoStatus(), 0), "fix"), Pods: canaryPods(live, time.Hour, nil), User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withChecksum(withPartition(openCanaryNoStatus(), 0), "fix"), Pods: canaryPods(live, time.Hour, nil), User: admin}
 			},
 			want: want{allowed: true, rules: []string{"canary-repin"}, noRules: []string{"partition-gate"}, partition: &one},
 		},
 		"reverting the canary to the stable tag is allowed and closes the canary": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				live := openCanary()
 				nw := withPartition(fixture.WithTag(openCanaryNoStatus(), "9.0.0.1-latest"), 0)
-				return &Request{Operation: "UPDATE", Old: live, New: nw, Pods: canaryPods(live, time.Hour, nil), User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: live, New: nw, Pods: canaryPods(live, time.Hour, nil), User: admin}
 			},
 			want: want{allowed: true, noRules: []string{"downgrade", "missing-canary", "partition-gate", "bundled-config-and-version"}, partition: &one, closesCanary: true},
 		},
 		"a lower version than the set runs is denied as a downgrade": {
-			req: func() *Request {
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "8.3.0.5-latest"), User: admin}
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "8.3.0.5-latest"), User: admin}
 			},
 			want: want{allowed: false, rules: []string{"downgrade"}, reasons: []string{"8.3.0.5"}},
 		},
 		"a tag with no readable version warns that the downgrade check cannot apply": {
-			req: func() *Request {
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "edge"), User: admin}
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "edge"), User: admin}
 			},
 			want: want{allowed: true, rules: []string{"canary-partition"}, partition: &one, warnings: []string{"edge"}},
 		},
 		"a version change on a single replica is allowed with a warning by default": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				single := int32(1)
 				old, nw := fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
 				old.Spec.Replicas, nw.Spec.Replicas = &single, &single
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: true, rules: []string{"single-replica"}, noRules: []string{"missing-canary"}, noPatch: true},
 		},
 		"a version change on a single replica is denied with --single-replica=deny": {
-			opts: func(o *Options) { o.SingleReplica = "deny" },
-			req: func() *Request {
+			opts: func(o *policy.Config) { o.SingleReplica = "deny" },
+			req: func() *policy.Request {
 				single := int32(1)
 				old, nw := fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
 				old.Spec.Replicas, nw.Spec.Replicas = &single, &single
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"single-replica"}},
 		},
 		"an override by a system:masters user lets a bundled change through with a warning": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.OverrideReasonAnnotation, "INC-42 emergency fix")
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
 			want: want{allowed: true, rules: []string{"bundled-config-and-version", "override"}, warnings: []string{"INC-42"}, movesOverride: true},
 		},
 		"an override used by an earlier change does not count again": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				used := `{"reason":"INC-42 emergency fix","user":"kubernetes-admin","at":"2026-11-25T11:00:00Z"}`
 				old := withAnnotation(fixture.Live(), rollout.OverrideUsedAnnotation, used)
 				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.OverrideUsedAnnotation, used)
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}},
 		},
 		"an override reason that no rule needs stays on the object for the change that does": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				nw := withAnnotation(withChecksum(fixture.Live(), "1111"), rollout.OverrideReasonAnnotation, "INC-42 emergency fix")
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
 			want: want{allowed: true, noPatch: true},
 		},
 		"an override by a user outside the override groups is ignored and the denial says so": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.OverrideReasonAnnotation, "please")
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: dev}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: dev}
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}, reasons: []string{"dev"}},
 		},
 		"warn mode allows a bundled change with a warning and patches nothing": {
-			opts: func(o *Options) { o.Enforcement = "warn" },
-			req: func() *Request {
+			opts: func(o *policy.Config) { o.Enforcement = "warn" },
+			req: func() *policy.Request {
 				nw := withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000")
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
 			want: want{allowed: true, rules: []string{"bundled-config-and-version"}, warnings: []string{"checksum/config"}, noPatch: true},
 		},
 		"a StatefulSet annotated enforce is enforced even when the server runs in warn mode": {
-			opts: func(o *Options) { o.Enforcement = "warn" },
-			req: func() *Request {
+			opts: func(o *policy.Config) { o.Enforcement = "warn" },
+			req: func() *policy.Request {
 				old := withAnnotation(fixture.Live(), rollout.EnforcementAnnotation, "enforce")
 				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.EnforcementAnnotation, "enforce")
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}},
 		},
 		"a dryrun annotation sent with the change cannot loosen enforcement in that change": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				nw := withAnnotation(withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000"), rollout.EnforcementAnnotation, "dryrun")
-				return &Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: dev}
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: dev}
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}},
 		},
 		"creating a guarded StatefulSet is allowed untouched": {
-			req: func() *Request {
-				return &Request{Operation: "CREATE", New: fixture.Live(), User: admin}
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "CREATE", New: fixture.Live(), User: admin}
 			},
 			want: want{allowed: true, noPatch: true},
 		},
 		"a StatefulSet without the product container is allowed with a warning that it is not guarded": {
-			req: func() *Request {
+			req: func() *policy.Request {
 				old, nw := fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
 				old.Spec.Template.Spec.Containers[0].Name = "pd"
 				nw.Spec.Template.Spec.Containers[0].Name = "pd"
-				return &Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
+				return &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: admin}
 			},
 			want: want{allowed: true, noPatch: true, warnings: []string{"no container named"}},
 		},

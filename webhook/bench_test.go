@@ -1,4 +1,4 @@
-package guard
+package webhook
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/policy"
 )
 
 // BenchmarkDecision is the webhook's share of one admission of a helm upgrade that
@@ -41,8 +42,8 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
-func decisionRequests(b *testing.B, g *Guard) (req, patched *Request) {
-	req = &Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
+func decisionRequests(b *testing.B, g *Guard) (req, patched *policy.Request) {
+	req = &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: admin}
 	m, err := g.Mutate(context.Background(), req)
 	if err != nil {
 		b.Fatal(err)
@@ -63,7 +64,7 @@ func BenchmarkPromotionGate(b *testing.B) {
 	live := openCanary()
 	pods := canaryPods(live, time.Hour, nil)
 	pods = canaryPods(live, time.Hour, succeededFor(canaryRev, containerID(pods[1])))
-	req := &Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+	req := &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

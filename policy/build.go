@@ -1,9 +1,7 @@
-// Package guard turns an admission request for a guarded StatefulSet into the policy's
-// input document, asks the policy for a decision, and turns the decision into a JSON
-// patch and a response. It is the one code path behind the webhook and `webhook check`.
-package guard
+package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,8 +13,53 @@ import (
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/rollout/imageref"
 	"github.com/pdguard/pdguard/internal/rollout/specdiff"
-	"github.com/pdguard/pdguard/policy"
 )
+
+// Config is the server's settings for every guarded StatefulSet.
+type Config struct {
+	CanaryReplicas int32
+	SingleReplica  string // warn | deny
+	Enforcement    string // enforce | warn | dryrun
+	OverrideGroups []string
+	Soak           time.Duration
+	// Diff names the product container and the template keys that are not config.
+	Diff specdiff.Options
+}
+
+// DefaultConfig is the documented flag defaults.
+func DefaultConfig() Config {
+	return Config{
+		CanaryReplicas: 1,
+		SingleReplica:  "warn",
+		Enforcement:    "enforce",
+		OverrideGroups: []string{"system:masters"},
+		Soak:           30 * time.Second,
+		Diff:           specdiff.DefaultOptions(),
+	}
+}
+
+// Validate checks settings once at start-up so a typo fails the server, not a request.
+func (o Config) Validate() error {
+	var errs []error
+	if o.CanaryReplicas < 1 {
+		errs = append(errs, fmt.Errorf("--canary-replicas must be at least 1, got %d", o.CanaryReplicas))
+	}
+	if o.SingleReplica != "warn" && o.SingleReplica != "deny" {
+		errs = append(errs, fmt.Errorf("--single-replica must be warn or deny, got %q", o.SingleReplica))
+	}
+	switch o.Enforcement {
+	case "enforce", "warn", "dryrun":
+	default:
+		errs = append(errs, fmt.Errorf("--enforcement must be enforce, warn or dryrun, got %q", o.Enforcement))
+	}
+	if o.Soak < 0 {
+		errs = append(errs, fmt.Errorf("--soak must not be negative, got %s", o.Soak))
+	}
+	if o.Diff.Container == "" {
+		errs = append(errs, errors.New("--container must name the product container"))
+	}
+	return errors.Join(errs...)
+}
 
 // Request is one admission of a guarded StatefulSet.
 type Request struct {
@@ -28,31 +71,31 @@ type Request struct {
 	User authenticationv1.UserInfo
 }
 
-// buildInput gathers every fact the rules read. It parses, compares and counts; it
-// decides nothing.
-func (g *Guard) buildInput(phase string, req *Request) (*policy.Input, error) {
+// BuildInput gathers every fact the rules read from one admission request. It parses,
+// compares and counts; it decides nothing.
+func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, error) {
 	if req.New == nil {
 		return nil, fmt.Errorf("the request carries no StatefulSet")
 	}
-	in := &policy.Input{
+	in := &Input{
 		Phase:     phase,
 		Operation: req.Operation,
 		Namespace: req.New.Namespace,
 		Name:      req.New.Name,
-		User:      policy.User{Username: req.User.Username, Groups: req.User.Groups},
-		Settings: policy.Settings{
-			Enforcement:    g.opts.Enforcement,
-			CanaryReplicas: g.opts.CanaryReplicas,
-			SingleReplica:  g.opts.SingleReplica,
-			OverrideGroups: g.opts.OverrideGroups,
-			SoakSeconds:    int64(g.opts.Soak / time.Second),
+		User:      User{Username: req.User.Username, Groups: req.User.Groups},
+		Settings: Settings{
+			Enforcement:    cfg.Enforcement,
+			CanaryReplicas: cfg.CanaryReplicas,
+			SingleReplica:  cfg.SingleReplica,
+			OverrideGroups: cfg.OverrideGroups,
+			SoakSeconds:    int64(cfg.Soak / time.Second),
 		},
-		Pods: []policy.Pod{},
+		Pods: []Pod{},
 	}
 	if in.User.Groups == nil {
 		in.User.Groups = []string{}
 	}
-	newSummary, newRef, err := g.summarize(req.New)
+	newSummary, newRef, err := summarize(cfg, req.New)
 	if err != nil {
 		return nil, err
 	}
@@ -62,31 +105,31 @@ func (g *Guard) buildInput(phase string, req *Request) (*policy.Input, error) {
 		return in, nil
 	}
 
-	oldSummary, oldRef, err := g.summarize(req.Old)
+	oldSummary, oldRef, err := summarize(cfg, req.Old)
 	if err != nil {
 		return nil, err
 	}
 	in.Old = &oldSummary
 	in.Canary.Open = rollout.CanaryOpen(req.Old)
-	in.Change.VersionChanged = specdiff.VersionChanged(req.Old, req.New, g.opts.Diff)
+	in.Change.VersionChanged = specdiff.VersionChanged(req.Old, req.New, cfg.Diff)
 	// Only the bundle rule (a version change) and the re-pin rule (an open canary) read
 	// the paths: skip the diff on the common "nothing guarded is happening" path.
 	if in.Change.VersionChanged || in.Canary.Open {
-		in.Change.ConfigPaths = specdiff.ConfigChanges(req.Old, req.New, g.opts.Diff)
+		in.Change.ConfigPaths = specdiff.ConfigChanges(req.Old, req.New, cfg.Diff)
 	}
 	if in.Change.ConfigPaths == nil {
 		in.Change.ConfigPaths = []string{}
 	}
 
-	rec := rollout.LiveCanaryRecord(req.Old, g.opts.Diff.Container)
+	rec := rollout.LiveCanaryRecord(req.Old, cfg.Diff.Container)
 	if rec != nil {
-		in.Canary.Record = &policy.CanaryRecord{
+		in.Canary.Record = &CanaryRecord{
 			FromImage: rec.FromImage, ToImage: rec.ToImage,
 			FromVersion: rec.FromVersion, ToVersion: rec.ToVersion,
 			Started: rec.Started.UTC().Format(time.RFC3339), RequestedBy: rec.RequestedBy,
 		}
 	}
-	stableRef := g.stableImage(req, in.Canary.Open, rec, oldRef)
+	stableRef := stableImage(cfg, req, in.Canary.Open, rec, oldRef)
 	in.Canary.StableImage = imageOf(stableRef)
 
 	if in.Change.VersionChanged {
@@ -96,24 +139,23 @@ func (g *Guard) buildInput(phase string, req *Request) (*policy.Input, error) {
 		}
 	}
 
-	now := g.now()
 	for i := range req.Pods {
-		if p, ok := g.podFacts(req.Old, &req.Pods[i], now); ok {
+		if p, ok := podFacts(cfg, req.Old, &req.Pods[i], now); ok {
 			in.Pods = append(in.Pods, p)
 		}
 	}
-	slices.SortFunc(in.Pods, func(a, b policy.Pod) int { return int(a.Ordinal - b.Ordinal) })
+	slices.SortFunc(in.Pods, func(a, b Pod) int { return int(a.Ordinal - b.Ordinal) })
 	return in, nil
 }
 
-func (g *Guard) summarize(sts *appsv1.StatefulSet) (policy.Summary, imageref.Ref, error) {
-	image, ok := rollout.ContainerImage(&sts.Spec.Template.Spec, g.opts.Diff.Container)
+func summarize(cfg Config, sts *appsv1.StatefulSet) (Summary, imageref.Ref, error) {
+	image, ok := rollout.ContainerImage(&sts.Spec.Template.Spec, cfg.Diff.Container)
 	if !ok {
-		return policy.Summary{}, imageref.Ref{}, &NotGuardedError{Reason: fmt.Sprintf("statefulset %s/%s has no container named %q", sts.Namespace, sts.Name, g.opts.Diff.Container)}
+		return Summary{}, imageref.Ref{}, &NotGuardedError{Reason: fmt.Sprintf("statefulset %s/%s has no container named %q", sts.Namespace, sts.Name, cfg.Diff.Container)}
 	}
 	ref, err := imageref.Parse(image)
 	if err != nil {
-		return policy.Summary{}, imageref.Ref{}, fmt.Errorf("statefulset %s/%s: container %q: %w", sts.Namespace, sts.Name, g.opts.Diff.Container, err)
+		return Summary{}, imageref.Ref{}, fmt.Errorf("statefulset %s/%s: container %q: %w", sts.Namespace, sts.Name, cfg.Diff.Container, err)
 	}
 	partition, has := rollout.Partition(sts)
 	updateRevision := sts.Status.UpdateRevision
@@ -124,7 +166,7 @@ func (g *Guard) summarize(sts *appsv1.StatefulSet) (policy.Summary, imageref.Ref
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	return policy.Summary{
+	return Summary{
 		Replicas:        rollout.Replicas(sts),
 		Partition:       partition,
 		HasPartition:    has,
@@ -137,7 +179,7 @@ func (g *Guard) summarize(sts *appsv1.StatefulSet) (policy.Summary, imageref.Ref
 
 // stableImage is the image the pods below the partition run: what pdguard recorded when
 // it opened the canary, else what a pod on the current revision runs, else the live spec.
-func (g *Guard) stableImage(req *Request, open bool, rec *rollout.CanaryRecord, oldRef imageref.Ref) imageref.Ref {
+func stableImage(cfg Config, req *Request, open bool, rec *rollout.CanaryRecord, oldRef imageref.Ref) imageref.Ref {
 	if !open {
 		return oldRef
 	}
@@ -151,7 +193,7 @@ func (g *Guard) stableImage(req *Request, open bool, rec *rollout.CanaryRecord, 
 		if !rollout.OwnedBy(req.Old, pod) || pod.Labels[rollout.RevisionLabel] != req.Old.Status.CurrentRevision {
 			continue
 		}
-		if image, ok := rollout.ContainerImage(&pod.Spec, g.opts.Diff.Container); ok {
+		if image, ok := rollout.ContainerImage(&pod.Spec, cfg.Diff.Container); ok {
 			if ref, err := imageref.Parse(image); err == nil {
 				return ref
 			}
@@ -160,20 +202,20 @@ func (g *Guard) stableImage(req *Request, open bool, rec *rollout.CanaryRecord, 
 	return oldRef
 }
 
-func (g *Guard) podFacts(sts *appsv1.StatefulSet, pod *corev1.Pod, now time.Time) (policy.Pod, bool) {
+func podFacts(cfg Config, sts *appsv1.StatefulSet, pod *corev1.Pod, now time.Time) (Pod, bool) {
 	if !rollout.OwnedBy(sts, pod) {
-		return policy.Pod{}, false
+		return Pod{}, false
 	}
 	ordinal, ok := rollout.PodOrdinal(sts.Name, pod)
 	if !ok {
-		return policy.Pod{}, false
+		return Pod{}, false
 	}
-	p := policy.Pod{Name: pod.Name, Ordinal: ordinal, Revision: pod.Labels[rollout.RevisionLabel]}
+	p := Pod{Name: pod.Name, Ordinal: ordinal, Revision: pod.Labels[rollout.RevisionLabel]}
 	if since, ready := rollout.ReadySince(pod); ready && pod.DeletionTimestamp == nil {
 		p.Ready = true
 		p.ReadySecs = max(0, int64(now.Sub(since)/time.Second))
 	}
-	if cs, ok := rollout.Container(pod, g.opts.Diff.Container); ok {
+	if cs, ok := rollout.Container(pod, cfg.Diff.Container); ok {
 		p.ContainerID = cs.ID
 		p.Restarts = cs.Restarts
 	}
@@ -182,7 +224,7 @@ func (g *Guard) podFacts(sts *appsv1.StatefulSet, pod *corev1.Pod, now time.Time
 	case err != nil:
 		p.VerdictError = err.Error()
 	case v != nil:
-		p.Verdict = &policy.PodVerdict{
+		p.Verdict = &PodVerdict{
 			Verdict: v.Verdict, Revision: v.Revision, ContainerID: v.ContainerID,
 			Reason: v.Reason, ObservedAt: v.ObservedAt.UTC().Format(time.RFC3339),
 		}
@@ -190,15 +232,15 @@ func (g *Guard) podFacts(sts *appsv1.StatefulSet, pod *corev1.Pod, now time.Time
 	return p, true
 }
 
-func imageOf(ref imageref.Ref) policy.Image {
+func imageOf(ref imageref.Ref) Image {
 	v := ref.Version()
 	parts := []int64{}
 	if v.Known {
 		parts = v.Parts[:]
 	}
-	return policy.Image{
+	return Image{
 		Ref: ref.String(), Repository: ref.Repository, Tag: ref.Tag, Digest: ref.Digest,
-		Version: policy.Version{Known: v.Known, Parts: parts, Text: v.Text},
+		Version: Version{Known: v.Known, Parts: parts, Text: v.Text},
 	}
 }
 
