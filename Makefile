@@ -11,6 +11,7 @@ tools:
 	hack/build-tools.sh
 
 test-unit: tools
+	$(GO) vet -tags integration,e2e ./...
 	$(GO) test ./...
 
 test-integration: tools

@@ -88,7 +88,7 @@ the StatefulSet's pods (kubectl get pods -l ... -o yaml). Exit code 0 allowed, 1
 				return err
 			}
 			if !res.Allowed {
-				return &exitCodeError{Code: 1}
+				return &exitCodeError{Code: exitDenied}
 			}
 			return nil
 		},
@@ -103,8 +103,6 @@ the StatefulSet's pods (kubectl get pods -l ... -o yaml). Exit code 0 allowed, 1
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "json or text")
 	return cmd
 }
-
-func badInput(err error) error { return &exitCodeError{Code: 2, Err: err} }
 
 func printCheck(w io.Writer, output string, req *policy.Request, res *webhook.CheckResult) error {
 	if output == "json" {

@@ -13,23 +13,6 @@ import (
 	"github.com/pdguard/pdguard/internal/evidence/logscan"
 )
 
-// exitCodeError carries the process exit code out of a command's RunE so the
-// commands stay testable without os.Exit: main prints Err, when set, on stderr
-// and exits with Code. A verdict the command already printed has no Err.
-type exitCodeError struct {
-	Code int
-	Err  error
-}
-
-func (e *exitCodeError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit code %d", e.Code)
-	}
-	return e.Err.Error()
-}
-
-func (e *exitCodeError) Unwrap() error { return e.Err }
-
 // scanLogOutput is the JSON shape of scan-log -o json.
 type scanLogOutput struct {
 	Verdict  logscan.Verdict `json:"verdict"`
@@ -94,7 +77,7 @@ Exit codes: 0 Succeeded, 1 any other verdict, 2 bad input.`,
 				return fmt.Errorf("writing the result: %w", err)
 			}
 			if res.Verdict != logscan.Succeeded {
-				return &exitCodeError{Code: 1}
+				return &exitCodeError{Code: exitDenied}
 			}
 			return nil
 		},
