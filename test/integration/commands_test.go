@@ -22,7 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pdguard/pdguard/internal/audit"
+	"github.com/pdguard/pdguard/internal/report"
 	"github.com/pdguard/pdguard/internal/rollout"
 )
 
@@ -67,7 +67,7 @@ func TestReport(t *testing.T) {
 	g.waitVerdict(1, "InProgress", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictInProgress })
 
 	// Events reach the apiserver through a broadcaster, a moment after the denial.
-	var report audit.Report
+	var rep report.Report
 	var out string
 	began := time.Now()
 	g.eventually("the report to list the RolloutBlocked event", func() (bool, string) {
@@ -76,22 +76,22 @@ func TestReport(t *testing.T) {
 		if code != 0 {
 			return false, fmt.Sprintf("exit %d: %s", code, stderr)
 		}
-		report = audit.Report{}
-		if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+		rep = report.Report{}
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			return false, fmt.Sprintf("not JSON: %v: %s", err, stdout)
 		}
-		return slices.ContainsFunc(report.Events, func(e audit.Event) bool { return e.Reason == "RolloutBlocked" }), stdout
+		return slices.ContainsFunc(rep.Events, func(e report.Event) bool { return e.Reason == "RolloutBlocked" }), stdout
 	})
 	t.Logf("report listed the RolloutBlocked event %s after the verdict", time.Since(began).Round(time.Millisecond))
 
-	if len(report.StatefulSets) != 1 {
-		t.Fatalf("report lists %d StatefulSets, want 1:\n%s", len(report.StatefulSets), out)
+	if len(rep.StatefulSets) != 1 {
+		t.Fatalf("report lists %d StatefulSets, want 1:\n%s", len(rep.StatefulSets), out)
 	}
-	s := report.StatefulSets[0]
+	s := rep.StatefulSets[0]
 	if s.Namespace != g.ns || s.Name != g.name || s.Replicas != 2 || s.Partition != 1 || !s.CanaryOpen || s.Image != newImage || s.StableImage != oldImage {
 		t.Errorf("report entry = %+v, want %s/%s, 2 replicas, partition 1, canary open on %s from %s", s, g.ns, g.name, newImage, oldImage)
 	}
-	wantPods := []audit.PodStatus{
+	wantPods := []report.PodStatus{
 		{Name: podName(0), Image: oldImage, Ready: true},
 		{Name: podName(1), Image: newImage, Ready: true, Verdict: rollout.VerdictInProgress},
 	}
@@ -107,12 +107,12 @@ func TestReport(t *testing.T) {
 	if s.Pods[0].Revision == s.Pods[1].Revision {
 		t.Errorf("stable and canary pod on the same revision %s", s.Pods[0].Revision)
 	}
-	i := slices.IndexFunc(report.Events, func(e audit.Event) bool { return e.Reason == "RolloutBlocked" })
-	if e := report.Events[i]; e.Object != g.name || e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "partition-gate") {
+	i := slices.IndexFunc(rep.Events, func(e report.Event) bool { return e.Reason == "RolloutBlocked" })
+	if e := rep.Events[i]; e.Object != g.name || e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "partition-gate") {
 		t.Errorf("RolloutBlocked event = %+v, want a Warning about %s naming partition-gate", e, g.name)
 	}
-	if !slices.ContainsFunc(report.Events, func(e audit.Event) bool { return e.Reason == "CanaryStarted" }) {
-		t.Errorf("report does not list the CanaryStarted event: %+v", report.Events)
+	if !slices.ContainsFunc(rep.Events, func(e report.Event) bool { return e.Reason == "CanaryStarted" }) {
+		t.Errorf("report does not list the CanaryStarted event: %+v", rep.Events)
 	}
 
 	text, stderr, code := run(t, g.ctx, env.binary, "report", "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns)
