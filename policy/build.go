@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,6 +23,8 @@ type Config struct {
 	Soak           time.Duration
 	// Diff names the product container and the template keys that are not config.
 	Diff specdiff.Options
+	// Trust checks that a pod's verdict was issued by pdguard; nil trusts every verdict.
+	Trust rollout.VerdictTrust
 }
 
 // DefaultConfig is the documented flag defaults.
@@ -105,12 +106,15 @@ func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, 
 		return in, nil
 	}
 
-	oldSummary, oldRef, err := summarize(cfg, req.Old)
+	oldSummary, _, err := summarize(cfg, req.Old)
 	if err != nil {
 		return nil, err
 	}
 	in.Old = &oldSummary
-	in.Canary.Open = rollout.CanaryOpen(req.Old)
+	state := rollout.Observe(req.Old, req.Pods, rollout.ObserveOptions{
+		Container: cfg.Diff.Container, Soak: cfg.Soak, Now: now, Trust: cfg.Trust,
+	})
+	in.Canary.Open = state.CanaryOpen
 	in.Change.VersionChanged = specdiff.VersionChanged(req.Old, req.New, cfg.Diff)
 	// Only the bundle rule (a version change) and the re-pin rule (an open canary) read
 	// the paths: skip the diff on the common "nothing guarded is happening" path.
@@ -121,15 +125,18 @@ func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, 
 		in.Change.ConfigPaths = []string{}
 	}
 
-	rec := rollout.LiveCanaryRecord(req.Old, cfg.Diff.Container)
-	if rec != nil {
+	if rec := state.Record; rec != nil {
 		in.Canary.Record = &CanaryRecord{
 			FromImage: rec.FromImage, ToImage: rec.ToImage,
 			FromVersion: rec.FromVersion, ToVersion: rec.ToVersion,
 			Started: rec.Started.UTC().Format(time.RFC3339), RequestedBy: rec.RequestedBy,
 		}
 	}
-	stableRef := stableImage(cfg, req, in.Canary.Open, rec, oldRef)
+	// Observe only reports an image that parses.
+	stableRef, err := imageref.Parse(state.StableImage)
+	if err != nil {
+		return nil, fmt.Errorf("statefulset %s/%s: stable image: %w", req.Old.Namespace, req.Old.Name, err)
+	}
 	in.Canary.StableImage = imageOf(stableRef)
 
 	if in.Change.VersionChanged {
@@ -139,12 +146,9 @@ func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, 
 		}
 	}
 
-	for i := range req.Pods {
-		if p, ok := podFacts(cfg, req.Old, &req.Pods[i], now); ok {
-			in.Pods = append(in.Pods, p)
-		}
+	for i := range state.Pods {
+		in.Pods = append(in.Pods, podFacts(&state.Pods[i]))
 	}
-	slices.SortFunc(in.Pods, func(a, b Pod) int { return int(a.Ordinal - b.Ordinal) })
 	return in, nil
 }
 
@@ -158,10 +162,6 @@ func summarize(cfg Config, sts *appsv1.StatefulSet) (Summary, imageref.Ref, erro
 		return Summary{}, imageref.Ref{}, fmt.Errorf("statefulset %s/%s: container %q: %w", sts.Namespace, sts.Name, cfg.Diff.Container, err)
 	}
 	partition, has := rollout.Partition(sts)
-	updateRevision := sts.Status.UpdateRevision
-	if sts.Status.ObservedGeneration < sts.Generation {
-		updateRevision = ""
-	}
 	annotations := sts.Annotations
 	if annotations == nil {
 		annotations = map[string]string{}
@@ -173,63 +173,28 @@ func summarize(cfg Config, sts *appsv1.StatefulSet) (Summary, imageref.Ref, erro
 		Image:           imageOf(ref),
 		Annotations:     annotations,
 		CurrentRevision: sts.Status.CurrentRevision,
-		UpdateRevision:  updateRevision,
+		UpdateRevision:  rollout.PublishedUpdateRevision(sts),
 	}, ref, nil
 }
 
-// stableImage is the image the pods below the partition run: what pdguard recorded when
-// it opened the canary, else what a pod on the current revision runs, else the live spec.
-func stableImage(cfg Config, req *Request, open bool, rec *rollout.CanaryRecord, oldRef imageref.Ref) imageref.Ref {
-	if !open {
-		return oldRef
+func podFacts(ps *rollout.PodState) Pod {
+	p := Pod{
+		Name: ps.Name, Ordinal: ps.Ordinal, Revision: ps.Revision,
+		Ready: ps.Ready, ReadySecs: int64(ps.ReadyFor / time.Second),
+		ContainerID: ps.Container.ID, Restarts: ps.Container.Restarts,
+		OnUpdateRevision: ps.OnUpdateRevision, Soaked: ps.Soaked,
+		Evidence: string(ps.Evidence), Proven: ps.Proven,
 	}
-	if rec != nil && rec.FromImage != "" {
-		if ref, err := imageref.Parse(rec.FromImage); err == nil {
-			return ref
-		}
+	if ps.VerdictErr != nil {
+		p.VerdictError = ps.VerdictErr.Error()
 	}
-	for i := range req.Pods {
-		pod := &req.Pods[i]
-		if !rollout.OwnedBy(req.Old, pod) || pod.Labels[rollout.RevisionLabel] != req.Old.Status.CurrentRevision {
-			continue
-		}
-		if image, ok := rollout.ContainerImage(&pod.Spec, cfg.Diff.Container); ok {
-			if ref, err := imageref.Parse(image); err == nil {
-				return ref
-			}
-		}
-	}
-	return oldRef
-}
-
-func podFacts(cfg Config, sts *appsv1.StatefulSet, pod *corev1.Pod, now time.Time) (Pod, bool) {
-	if !rollout.OwnedBy(sts, pod) {
-		return Pod{}, false
-	}
-	ordinal, ok := rollout.PodOrdinal(sts.Name, pod)
-	if !ok {
-		return Pod{}, false
-	}
-	p := Pod{Name: pod.Name, Ordinal: ordinal, Revision: pod.Labels[rollout.RevisionLabel]}
-	if since, ready := rollout.ReadySince(pod); ready && pod.DeletionTimestamp == nil {
-		p.Ready = true
-		p.ReadySecs = max(0, int64(now.Sub(since)/time.Second))
-	}
-	if cs, ok := rollout.Container(pod, cfg.Diff.Container); ok {
-		p.ContainerID = cs.ID
-		p.Restarts = cs.Restarts
-	}
-	v, err := rollout.ReadVerdict(pod)
-	switch {
-	case err != nil:
-		p.VerdictError = err.Error()
-	case v != nil:
+	if v := ps.Verdict; v != nil && ps.Evidence != rollout.EvidenceUnreadable {
 		p.Verdict = &PodVerdict{
 			Verdict: v.Verdict, Revision: v.Revision, ContainerID: v.ContainerID,
 			Reason: v.Reason, ObservedAt: v.ObservedAt.UTC().Format(time.RFC3339),
 		}
 	}
-	return p, true
+	return p
 }
 
 func imageOf(ref imageref.Ref) Image {

@@ -118,8 +118,21 @@ type Pod struct {
 	Restarts    int32  `json:"restarts"`
 	// Verdict is the pdguard.io/replace-profile annotation; nil when absent or unreadable.
 	Verdict *PodVerdict `json:"verdict"`
-	// VerdictError explains why an annotation present on the pod could not be read.
+	// VerdictError explains why an annotation present on the pod could not be read, or
+	// why its verdict cannot be trusted.
 	VerdictError string `json:"verdict_error"`
+	// The facts below come from the rollout model (internal/rollout), which the evidence
+	// controller reads too, so admission and the controller agree on them.
+	// OnUpdateRevision: the pod runs the update revision the controller has published.
+	OnUpdateRevision bool `json:"on_update_revision"`
+	// Soaked: Ready for at least settings.soak_seconds.
+	Soaked bool `json:"soaked"`
+	// Evidence classifies the verdict against the running container: none, unreadable,
+	// untrusted (not issued by pdguard), stale-revision, stale-container or current.
+	Evidence string `json:"evidence"`
+	// Proven: on the update revision, soaked, with a current Succeeded verdict that
+	// pdguard issued.
+	Proven bool `json:"proven"`
 }
 
 type PodVerdict struct {

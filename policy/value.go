@@ -66,6 +66,10 @@ var (
 	keyVerdictError    = ast.StringTerm("verdict_error")
 	keyReason          = ast.StringTerm("reason")
 	keyObservedAt      = ast.StringTerm("observed_at")
+	keyOnUpdateRev     = ast.StringTerm("on_update_revision")
+	keySoaked          = ast.StringTerm("soaked")
+	keyEvidence        = ast.StringTerm("evidence")
+	keyProven          = ast.StringTerm("proven")
 
 	// Read back from results only.
 	keyRecordCanary = ast.StringTerm("record_canary")
@@ -252,6 +256,10 @@ func (b *termBuilder) podTerm(p *Pod) *ast.Term {
 		item(keyRestarts, num(p.Restarts)),
 		item(keyVerdict, verdict),
 		item(keyVerdictError, b.str(p.VerdictError)),
+		item(keyOnUpdateRev, boolean(p.OnUpdateRevision)),
+		item(keySoaked, boolean(p.Soaked)),
+		item(keyEvidence, b.str(p.Evidence)),
+		item(keyProven, boolean(p.Proven)),
 	)
 }
 
@@ -259,7 +267,7 @@ func (b *termBuilder) podTerm(p *Pod) *ast.Term {
 // A short count only costs another slab.
 func stringCount(in *Input) int {
 	n := 12 + len(in.User.Groups) + len(in.Settings.OverrideGroups) + len(in.Change.ConfigPaths) +
-		2*len(in.New.Annotations) + 6*len(in.Pods)
+		2*len(in.New.Annotations) + 7*len(in.Pods)
 	if in.Old != nil {
 		n += 8 + 2*len(in.Old.Annotations)
 	}

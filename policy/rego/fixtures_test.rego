@@ -46,9 +46,14 @@ stable_pod(i) := {
 	"restarts": 0,
 	"verdict": null,
 	"verdict_error": "",
+	"on_update_revision": false,
+	"soaked": true,
+	"evidence": "none",
+	"proven": false,
 }
 
-# A canary pod on the update revision whose replace-profile succeeded long enough ago.
+# A canary pod on the update revision whose replace-profile succeeded long enough ago, with
+# the facts Go's rollout model (internal/rollout) derives from it.
 canary_pod(i) := {
 	"name": sprintf("pd-%d", [i]),
 	"ordinal": i,
@@ -65,7 +70,14 @@ canary_pod(i) := {
 		"observed_at": "2025-11-25T10:00:00Z",
 	},
 	"verdict_error": "",
+	"on_update_revision": true,
+	"soaked": true,
+	"evidence": "current",
+	"proven": true,
 }
+
+# What Go's rollout model says of a canary pod that is not proven, with the evidence given.
+unproven(pod, evidence) := object.union(pod, {"proven": false, "evidence": evidence})
 
 request := {
 	"phase": "mutate",

@@ -234,7 +234,7 @@ scenarios := [
 	object.union(fixtures.version_change, {"old": {"replicas": 1}, "new": {"replicas": 1}, "settings": {"single_replica": "deny"}}),
 	object.union(fixtures.version_change, {"new": {"annotations": null}}),
 	fixtures.promotion,
-	fixtures.with_pod(fixtures.promotion, object.union(fixtures.canary_pod(1), {"verdict": null})),
+	fixtures.with_pod(fixtures.promotion, fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null}), "none")),
 	fixtures.revert,
 	fixtures.canary_fix,
 ]

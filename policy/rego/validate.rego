@@ -70,20 +70,12 @@ canary_ordinals := lib.ordinals(input.old.partition, input.new.replicas)
 
 pods_at_ordinal(i) := [p | some p in lib.list(input.pods); p.ordinal == i]
 
-# Proof is stated positively so that a field missing from the input can only deny.
+# Go's rollout model decides which pods are proven (the evidence controller reads the same
+# model); these rules only say why a pod is not. Proof is stated positively so that a field
+# missing from the input can only deny.
 proven(i) if {
 	some pod in pods_at_ordinal(i)
-	pod.revision == update_revision
-	pod.ready == true
-	pod.ready_seconds >= soak_seconds
-	verdict_proves(pod)
-}
-
-verdict_proves(pod) if {
-	pod.verdict.verdict == "Succeeded"
-	pod.verdict.revision == update_revision
-	pod.verdict.container_id == pod.container_id
-	pod.container_id != ""
+	pod.proven == true
 }
 
 pod_problem(i) := sprintf("Pod %s/%s does not exist", [input.namespace, lib.pod_name(i)]) if {
@@ -94,7 +86,7 @@ pod_problem(i) := sprintf("Pod %s/%s does not exist", [input.namespace, lib.pod_
 	count(issues) > 0
 } else := sprintf("Pod %s/%s is not proven", [input.namespace, lib.pod_name(i)])
 
-revision_issue(pod) := [] if pod.revision == update_revision
+revision_issue(pod) := [] if pod.on_update_revision == true
 
 # Go leaves the update revision empty while status.observedGeneration lags the spec: the
 # revision the status names then belongs to an earlier change.
@@ -103,35 +95,36 @@ else := ["the StatefulSet controller has not observed the latest change yet (sta
 else := [sprintf("runs revision %s, not the update revision %s", [pod.revision, update_revision])]
 
 readiness_issue(pod) := [] if {
-	pod.ready == true
-	pod.ready_seconds >= soak_seconds
+	pod.soaked == true
 } else := [sprintf("not Ready for %ds yet (ready %ds)", [soak_seconds, pod.ready_seconds])] if {
 	pod.ready == true
 } else := ["not Ready"]
 
 verdict_issue(pod) := [] if {
-	verdict_proves(pod)
+	pod.evidence == "current"
+	pod.verdict.verdict == "Succeeded"
 } else := [sprintf("its pdguard.io/replace-profile annotation cannot be read (%s)", [pod.verdict_error])] if {
-	object.get(pod, "verdict", null) == null
-	object.get(pod, "verdict_error", "") != ""
+	pod.evidence == "unreadable"
+} else := [sprintf("its pdguard.io/replace-profile verdict was not issued by pdguard (%s), so it proves nothing; pdguard replaces it with its own judgement", [pod.verdict_error])] if {
+	pod.evidence == "untrusted"
 } else := [sprintf("replace-profile verdict is %s%s%s", [v.verdict, reason_text(v), stale_text(pod)])] if {
 	v := pod.verdict
 	v.verdict != "Succeeded"
 } else := [sprintf("its Succeeded verdict is stale: it is about revision %s, not the update revision %s", [pod.verdict.revision, update_revision])] if {
-	pod.verdict.revision != update_revision
+	pod.evidence == "stale-revision"
 } else := [sprintf("its Succeeded verdict is stale: it is about an earlier container (%s), not the running one (%s)", [pod.verdict.container_id, pod.container_id])] if {
-	pod.verdict.container_id != pod.container_id
+	pod.evidence == "stale-container"
 } else := ["no pdguard.io/replace-profile verdict yet"]
 
 reason_text(v) := sprintf(" (reason: %s)", [v.reason]) if v.reason != ""
 
 else := ""
 
-stale_text(pod) := ", recorded for an earlier revision" if pod.verdict.revision != update_revision
+stale_text(pod) := ", recorded for an earlier revision" if pod.evidence == "stale-revision"
 
 else := ", recorded for an earlier container" if {
+	pod.evidence == "stale-container"
 	pod.verdict.container_id != ""
-	pod.verdict.container_id != pod.container_id
 }
 
 else := ""

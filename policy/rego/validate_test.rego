@@ -95,7 +95,7 @@ test_promotion_of_a_proven_canary_is_allowed if {
 }
 
 test_promotion_without_a_verdict_is_denied_with_what_to_do if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": null})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null}), "none")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	msg := r.denials[0].message
@@ -110,55 +110,62 @@ test_promotion_without_a_verdict_is_denied_with_what_to_do if {
 }
 
 test_a_failed_canary_reports_the_verdict_and_reason if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "reason": "manage-profile replace-profile exited 1"}})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "reason": "manage-profile replace-profile exited 1"}}), "current")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "Pod ping/pd-1: replace-profile verdict is Failed (reason: manage-profile replace-profile exited 1).")
 }
 
 test_a_verdict_for_an_earlier_revision_is_stale if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": {"revision": "rev-older"}})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": {"revision": "rev-older"}}), "stale-revision")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "its Succeeded verdict is stale: it is about revision rev-older, not the update revision rev-next")
 }
 
 test_a_verdict_for_an_earlier_container_is_stale if {
-	pod := object.union(fixtures.canary_pod(1), {"container_id": "containerd://restarted"})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"container_id": "containerd://restarted"}), "stale-container")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "it is about an earlier container (containerd://canary-1), not the running one (containerd://restarted)")
 }
 
 test_a_failed_verdict_for_an_earlier_revision_says_so if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "revision": "rev-older"}})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "revision": "rev-older"}}), "stale-revision")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	contains(r.denials[0].message, "replace-profile verdict is Failed, recorded for an earlier revision")
 }
 
 test_an_unreadable_verdict_reports_the_error if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": null, "verdict_error": "invalid character 'x' looking for beginning of value"})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null, "verdict_error": "invalid character 'x' looking for beginning of value"}), "unreadable")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "its pdguard.io/replace-profile annotation cannot be read (invalid character 'x' looking for beginning of value)")
 }
 
+test_a_verdict_pdguard_did_not_issue_proves_nothing if {
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict_error": "its signature does not match: it was written or changed by someone other than pdguard"}), "untrusted")
+	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
+	denied_by(r, "partition-gate")
+	contains(r.denials[0].message, "Pod ping/pd-1: its pdguard.io/replace-profile verdict was not issued by pdguard (its signature does not match")
+}
+
 test_a_canary_that_is_not_ready_is_not_proven if {
-	pod := object.union(fixtures.canary_pod(1), {"ready": false, "ready_seconds": 0})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"ready": false, "ready_seconds": 0, "soaked": false}), "current")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "Pod ping/pd-1: not Ready.")
 }
 
 test_a_canary_still_soaking_is_not_proven if {
-	pod := object.union(fixtures.canary_pod(1), {"ready_seconds": 12})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"ready_seconds": 12, "soaked": false}), "current")
 	r := validate.result with input as object.union(fixtures.with_pod(fixtures.promotion, pod), {"settings": {"soak_seconds": 30}})
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "Pod ping/pd-1: not Ready for 30s yet (ready 12s).")
 }
 
 test_a_canary_on_another_revision_lists_every_missing_piece if {
-	pod := object.union(fixtures.canary_pod(1), {"revision": "rev-stable", "ready_seconds": 5, "verdict": null})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"revision": "rev-stable", "on_update_revision": false, "ready_seconds": 5, "soaked": false, "verdict": null}), "none")
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	contains(r.denials[0].message, "Pod ping/pd-1: runs revision rev-stable, not the update revision rev-next; not Ready for 60s yet (ready 5s); no pdguard.io/replace-profile verdict yet.")
@@ -178,7 +185,7 @@ test_every_canary_must_be_proven if {
 			fixtures.stable_pod(0),
 			fixtures.stable_pod(1),
 			fixtures.canary_pod(2),
-			object.union(fixtures.canary_pod(3), {"verdict": {"verdict": "InProgress"}}),
+			fixtures.unproven(object.union(fixtures.canary_pod(3), {"verdict": {"verdict": "InProgress"}}), "current"),
 		],
 	})
 	r := validate.result with input as req
@@ -193,19 +200,19 @@ test_every_canary_must_be_proven if {
 }
 
 test_a_verdict_missing_from_the_input_cannot_prove_anything if {
-	pod := object.remove(fixtures.canary_pod(1), {"verdict"})
+	pod := object.remove(fixtures.canary_pod(1), {"verdict", "proven"})
 	r := validate.result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 }
 
 test_the_gate_needs_an_open_canary if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": null})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null}), "none")
 	r := validate.result with input as object.union(fixtures.with_pod(fixtures.promotion, pod), {"canary": {"open": false}})
 	allowed_quietly(r)
 }
 
 test_the_gate_needs_a_lower_partition if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": null})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null}), "none")
 	r := validate.result with input as object.union(fixtures.with_pod(fixtures.promotion, pod), {"new": {"partition": 1}})
 	allowed_quietly(r)
 }
@@ -391,7 +398,7 @@ test_an_authorized_override_in_dryrun_is_recorded_but_silent if {
 }
 
 test_with_no_override_groups_the_gate_says_overrides_are_disabled if {
-	pod := object.union(fixtures.canary_pod(1), {"verdict": null})
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null}), "none")
 	r := validate.result with input as object.union(fixtures.with_pod(fixtures.promotion, pod), {"settings": {"override_groups": null}})
 	contains(r.denials[0].message, "break-glass overrides are disabled on this cluster")
 }
