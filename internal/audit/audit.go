@@ -35,6 +35,12 @@ const (
 	ReasonRolloutBlocked = "RolloutBlocked"
 	ReasonRolloutWarned  = "RolloutWarned"
 	ReasonOverride       = "GuardOverridden"
+	// Written by the evidence controller.
+	ReasonVerdict           = "ReplaceProfileVerdict"
+	ReasonPromoted          = "CanaryPromoted"
+	ReasonPromotionHalted   = "PromotionHalted"
+	ReasonBrokenPodReplaced = "BrokenPodReplaced"
+	ReasonForgedVerdict     = "ForgedVerdict"
 )
 
 // Decision is one admission answer for one object.

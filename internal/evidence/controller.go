@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -24,9 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/evidence/logscan"
 	"github.com/pdguard/pdguard/internal/rollout"
-	"github.com/pdguard/pdguard/internal/rollout/imageref"
 )
 
 // Options configure the controller.
@@ -59,6 +57,9 @@ type Reconciler struct {
 	Logs   LogReader
 	Events EventRecorder
 	Opts   Options
+	// Key signs the verdicts the controller writes and checks the ones it reads; nil
+	// writes unsigned verdicts and trusts every verdict (tests of the judging alone).
+	Key rollout.VerdictKey
 	Now    func() time.Time
 }
 
@@ -91,14 +92,6 @@ func (p PodLogs) ReadLog(ctx context.Context, namespace, pod, container string, 
 	return p.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, LimitBytes: &limit}).Stream(ctx)
 }
 
-// Event reasons on the StatefulSet.
-const (
-	ReasonVerdict           = "ReplaceProfileVerdict"
-	ReasonPromoted          = "CanaryPromoted"
-	ReasonPromotionHalted   = "PromotionHalted"
-	ReasonBrokenPodReplaced = "BrokenPodReplaced"
-)
-
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "name", req.Name)
 	var sts appsv1.StatefulSet
@@ -119,44 +112,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.List(ctx, &pods, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.replaceBrokenRollbacks(ctx, log, &sts, pods.Items); err != nil {
+	state := rollout.Observe(&sts, pods.Items, rollout.ObserveOptions{
+		Container: r.Opts.Container, Soak: r.Opts.Soak, Now: r.Now(), Trust: r.trust(),
+	})
+	if err := r.replaceBrokenRollbacks(ctx, log, &sts, state); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !rolloutActive(&sts) && !r.verdictsOwed(&sts, pods.Items) {
+	if !state.Active && !verdictsOwed(state) {
 		return ctrl.Result{}, nil
 	}
-	from := stableVersion(&sts, pods.Items, r.Opts.Container)
-
-	partition, _ := rollout.Partition(&sts)
-	replicas := rollout.Replicas(&sts)
-	proven := map[int32]bool{}
+	from := state.MigrationFrom()
 	recheck := false
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		ordinal, ok := rollout.PodOrdinal(sts.Name, pod)
-		if !ok || !rollout.OwnedBy(&sts, pod) || pod.Labels[rollout.RevisionLabel] != updateRevision || pod.DeletionTimestamp != nil {
+	for i := range state.Pods {
+		p := &state.Pods[i]
+		if !p.OnUpdateRevision || p.Terminating {
 			continue
 		}
-		v, err := r.judgePod(ctx, &sts, pod, from)
+		v, err := r.judgePod(ctx, &sts, state, p, from)
 		if err != nil {
-			log.Error(err, "judging canary pod", "pod", pod.Name)
+			log.Error(err, "judging canary pod", "pod", p.Name)
 			recheck = true
 			continue
 		}
-		if !Final(v.Verdict) {
+		if !Final(v.Verdict) || (v.Verdict == rollout.VerdictSucceeded && !p.Proven) {
 			recheck = true
-		}
-		if v.Verdict == rollout.VerdictSucceeded {
-			if since, ready := rollout.ReadySince(pod); ready && r.Now().Sub(since) >= r.Opts.Soak {
-				proven[ordinal] = true
-			} else {
-				recheck = true
-			}
 		}
 	}
 
-	if r.autoPromote(&sts) && partition > 0 {
-		if res, done, err := r.promote(ctx, log, &sts, partition, replicas, proven); done {
+	if r.autoPromote(&sts) && state.Partition > 0 {
+		if res, done, err := r.promote(ctx, log, &sts, state); done {
 			return res, err
 		}
 	}
@@ -166,38 +150,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, nil
 }
 
-// rolloutActive: some pods run, or will run, a revision the others do not. This is wider
-// than a canary being open: after the last promotion (partition 0) the remaining pods are
-// still judged, so every migrated pod gets a verdict.
-func rolloutActive(sts *appsv1.StatefulSet) bool {
-	return rollout.CanaryOpen(sts) || (sts.Status.UpdateRevision != "" && sts.Status.CurrentRevision != sts.Status.UpdateRevision)
-}
-
 // replaceBrokenRollbacks deletes a crash-looping pod that the StatefulSet controller
 // should move to the update revision but will not: it never replaces a pod that is not
 // Ready, so after a failed canary's tag is reverted the canary keeps crash-looping on
 // the bad version (Kubernetes documents deleting it by hand). Only pods at or above the
 // partition, off the update revision, and restarting forever qualify; the controller
 // recreates each on the update revision with its volume.
-func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, pods []corev1.Pod) error {
-	partition, _ := rollout.Partition(sts)
-	for i := range pods {
-		pod := &pods[i]
-		ordinal, ok := rollout.PodOrdinal(sts.Name, pod)
-		if !ok || ordinal < partition || !rollout.OwnedBy(sts, pod) || pod.DeletionTimestamp != nil {
+func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, state *rollout.State) error {
+	for i := range state.Pods {
+		p := &state.Pods[i]
+		if p.Ordinal < state.Partition || p.Terminating || p.OnUpdateRevision || p.Ready {
 			continue
 		}
-		if pod.Labels[rollout.RevisionLabel] == sts.Status.UpdateRevision {
-			continue
-		}
-		if _, ready := rollout.ReadySince(pod); ready {
-			continue
-		}
-		cs, _ := rollout.Container(pod, r.Opts.Container)
-		why := crashLoopReason(cs)
+		why := crashLoopReason(p.Container)
 		if why == "" {
 			continue
 		}
+		pod := p.Pod
 		uid := pod.UID
 		if err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &uid}); err != nil {
 			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
@@ -207,7 +176,7 @@ func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger
 		}
 		log.Info("replaced a crash-looping pod left on an old revision", "pod", pod.Name, "revision", pod.Labels[rollout.RevisionLabel], "updateRevision", sts.Status.UpdateRevision)
 		if r.Events != nil {
-			r.Events.Eventf(sts, pod, corev1.EventTypeWarning, ReasonBrokenPodReplaced, "Replace",
+			r.Events.Eventf(sts, pod, corev1.EventTypeWarning, audit.ReasonBrokenPodReplaced, "Replace",
 				"pod %s runs revision %s, not the update revision %s, and the StatefulSet controller does not replace a pod that is not Ready (%s): deleted it so it is recreated on %s",
 				pod.Name, pod.Labels[rollout.RevisionLabel], sts.Status.UpdateRevision, why, sts.Status.UpdateRevision)
 		}
@@ -218,20 +187,14 @@ func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger
 // verdictsOwed: the last pods of a version rollout are created as it completes, after
 // which the rollout no longer looks active. Each pod of the rollout pdguard recorded, or
 // that it started judging, still gets a final verdict for its running container.
-func (r *Reconciler) verdictsOwed(sts *appsv1.StatefulSet, pods []corev1.Pod) bool {
-	tracked := rollout.LiveCanaryRecord(sts, r.Opts.Container) != nil
-	for i := range pods {
-		pod := &pods[i]
-		if pod.Labels[rollout.RevisionLabel] != sts.Status.UpdateRevision || !rollout.OwnedBy(sts, pod) {
-			continue
-		}
-		v, _ := rollout.ReadVerdict(pod)
-		cs, _ := rollout.Container(pod, r.Opts.Container)
+func verdictsOwed(state *rollout.State) bool {
+	tracked := state.Record != nil
+	for i := range state.Pods {
+		p := &state.Pods[i]
 		switch {
-		case v != nil && v.Revision == sts.Status.UpdateRevision && v.ContainerID == cs.ID && Final(v.Verdict):
-		case v != nil && v.Revision == sts.Status.UpdateRevision:
-			return true
-		case tracked:
+		case !p.OnUpdateRevision:
+		case p.Evidence == rollout.EvidenceCurrent && Final(p.Verdict.Verdict):
+		case tracked, p.Verdict != nil && p.Evidence != rollout.EvidenceStaleRevision:
 			return true
 		}
 	}
@@ -239,23 +202,20 @@ func (r *Reconciler) verdictsOwed(sts *appsv1.StatefulSet, pods []corev1.Pod) bo
 }
 
 // judgePod reads the pod's log when needed and records the verdict when it changed.
-func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, pod *corev1.Pod, from string) (rollout.Verdict, error) {
-	cs, _ := rollout.Container(pod, r.Opts.Container)
-	_, ready := rollout.ReadySince(pod)
-	state := PodState{Container: cs, Ready: ready}
-	prev, _ := rollout.ReadVerdict(pod)
-	if prev != nil && prev.Revision == sts.Status.UpdateRevision && prev.ContainerID == cs.ID && Final(prev.Verdict) && crashLoopReason(cs) == "" {
-		return *prev, nil
+func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, state *rollout.State, p *rollout.PodState, from string) (rollout.Verdict, error) {
+	pod := p.Pod
+	crashLooping := crashLoopReason(p.Container) != ""
+	if p.Evidence == rollout.EvidenceCurrent && Final(p.Verdict.Verdict) && !crashLooping {
+		return *p.Verdict, nil
+	}
+	if p.Evidence == rollout.EvidenceUntrusted {
+		r.reportForgery(ctx, sts, p)
 	}
 
-	to := ""
-	if image, ok := rollout.ContainerImage(&pod.Spec, r.Opts.Container); ok {
-		if ref, err := imageref.Parse(image); err == nil && ref.Version().Known {
-			to = ref.Version().Text
-		}
-	}
+	to := rollout.VersionOf(p.Image)
 	var scan *logscan.Result
-	if needsLog(state) {
+	podState := PodState{Container: p.Container, Ready: p.Ready}
+	if needsLog(podState) {
 		rc, err := r.Logs.ReadLog(ctx, pod.Namespace, pod.Name, r.Opts.Container, r.Opts.LogLimitBytes)
 		if err != nil {
 			return rollout.Verdict{}, fmt.Errorf("reading log of %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -272,9 +232,9 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, pod 
 		}
 		scan = &res
 	}
-	verdict, reason := Judge(state, scan)
+	verdict, reason := Judge(podState, scan)
 	v := rollout.Verdict{
-		Verdict: verdict, Revision: sts.Status.UpdateRevision, ContainerID: cs.ID,
+		Verdict: verdict, Revision: state.UpdateRevision, ContainerID: p.Container.ID,
 		From: from, To: to, ObservedAt: r.Now().UTC().Truncate(time.Second), Reason: reason,
 	}
 	if scan != nil {
@@ -285,30 +245,63 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, pod 
 			v.To = scan.To
 		}
 	}
+	// A forged or unreadable verdict is never kept, even when it says the same.
+	prev := p.Verdict
+	trusted := p.Evidence != rollout.EvidenceUntrusted && p.Evidence != rollout.EvidenceUnreadable
+	if !trusted {
+		prev = nil
+	}
 	if prev != nil && prev.Verdict == v.Verdict && prev.Revision == v.Revision && prev.ContainerID == v.ContainerID && prev.Reason == v.Reason {
 		return *prev, nil
+	}
+	if r.Key != nil {
+		r.Key.Sign(pod, &v)
 	}
 	if err := r.writeVerdict(ctx, pod, v); err != nil {
 		return rollout.Verdict{}, err
 	}
+	p.Record(v)
 	if prev == nil || prev.Verdict != v.Verdict || prev.ContainerID != v.ContainerID {
 		eventType := corev1.EventTypeWarning
 		if v.Verdict == rollout.VerdictSucceeded {
 			eventType = corev1.EventTypeNormal
 		}
 		if r.Events != nil {
-			r.Events.Eventf(sts, pod, eventType, ReasonVerdict, "Judge", "pod %s: replace-profile %s (%s -> %s): %s", pod.Name, v.Verdict, orUnknown(v.From), orUnknown(v.To), v.Reason)
+			r.Events.Eventf(sts, pod, eventType, audit.ReasonVerdict, "Judge", "pod %s: replace-profile %s (%s -> %s): %s", pod.Name, v.Verdict, orUnknown(v.From), orUnknown(v.To), v.Reason)
 			if r.autoPromote(sts) && (v.Verdict == rollout.VerdictFailed || v.Verdict == rollout.VerdictNotUpgraded) {
 				stable := "the stable tag"
-				if rec := rollout.LiveCanaryRecord(sts, r.Opts.Container); rec != nil {
-					stable = rec.FromImage
+				if state.Record != nil {
+					stable = state.Record.FromImage
 				}
-				r.Events.Eventf(sts, pod, corev1.EventTypeWarning, ReasonPromotionHalted, "Promote",
+				r.Events.Eventf(sts, pod, corev1.EventTypeWarning, audit.ReasonPromotionHalted, "Promote",
 					"auto-promotion stopped at pod %s: replace-profile %s. Nothing more is promoted; set the image back to %s to roll the canary back, or fix the profile and upgrade again", pod.Name, v.Verdict, stable)
 			}
 		}
 	}
 	return v, nil
+}
+
+// reportForgery says who wrote a verdict pdguard did not issue. The pod's managedFields
+// name the field manager and when; a manager name can be spoofed, so the Event says it is
+// what the writer claimed, and the API server's audit log has the authenticated user.
+func (r *Reconciler) reportForgery(ctx context.Context, sts *appsv1.StatefulSet, p *rollout.PodState) {
+	writer := rollout.AnnotationWriter(p.Pod, rollout.ReplaceProfileAnnotation)
+	log := logr.FromContextOrDiscard(ctx)
+	log.Info("verdict not issued by pdguard replaced by pdguard's own judgement",
+		"namespace", sts.Namespace, "name", sts.Name, "pod", p.Name, "decision", "forged-verdict",
+		"reason", p.VerdictErr.Error(), "writer", writer, "claimedVerdict", p.Verdict.Verdict)
+	if r.Events != nil {
+		r.Events.Eventf(sts, p.Pod, corev1.EventTypeWarning, audit.ReasonForgedVerdict, "Judge",
+			"pod %s carried a pdguard.io/replace-profile verdict %s that pdguard did not issue (%s), written by %s; pdguard ignores it, judges the pod itself and overwrites it",
+			p.Name, p.Verdict.Verdict, p.VerdictErr, writer)
+	}
+}
+
+func (r *Reconciler) trust() rollout.VerdictTrust {
+	if r.Key == nil {
+		return nil
+	}
+	return r.Key.Trust
 }
 
 func orUnknown(s string) string {
@@ -337,25 +330,6 @@ func (r *Reconciler) writeVerdict(ctx context.Context, pod *corev1.Pod, v rollou
 	return nil
 }
 
-// stableVersion is the version the pods below the partition run, which the canary's log
-// must show it migrated from; "" when no readable version is known.
-func stableVersion(sts *appsv1.StatefulSet, pods []corev1.Pod, container string) string {
-	if rec := rollout.LiveCanaryRecord(sts, container); rec != nil && rec.FromVersion != "" {
-		return rec.FromVersion
-	}
-	for i := range pods {
-		if pods[i].Labels[rollout.RevisionLabel] != sts.Status.CurrentRevision {
-			continue
-		}
-		if image, ok := rollout.ContainerImage(&pods[i].Spec, container); ok {
-			if ref, err := imageref.Parse(image); err == nil && ref.Version().Known {
-				return ref.Version().Text
-			}
-		}
-	}
-	return ""
-}
-
 func (r *Reconciler) autoPromote(sts *appsv1.StatefulSet) bool {
 	return r.Opts.AutoPromote || sts.Annotations[rollout.AutoPromoteAnnotation] == "true"
 }
@@ -363,14 +337,9 @@ func (r *Reconciler) autoPromote(sts *appsv1.StatefulSet) bool {
 // promote lowers the partition by one ordinal once every pod at or above it is proven.
 // The patch goes through the API server and so through pdguard's own validating gate:
 // the controller has no way around the rules it serves.
-func (r *Reconciler) promote(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, partition, replicas int32, proven map[int32]bool) (ctrl.Result, bool, error) {
-	var waiting []int32
-	for i := partition; i < replicas; i++ {
-		if !proven[i] {
-			waiting = append(waiting, i)
-		}
-	}
-	if len(waiting) > 0 {
+func (r *Reconciler) promote(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, state *rollout.State) (ctrl.Result, bool, error) {
+	partition := state.Partition
+	if !state.ProvenFrom(partition) {
 		return ctrl.Result{}, false, nil
 	}
 	next := partition - 1
@@ -381,15 +350,15 @@ func (r *Reconciler) promote(ctx context.Context, log logr.Logger, sts *appsv1.S
 			// Denied by the gate: the evidence the controller saw is not what admission
 			// sees yet (cache lag) or a rule forbids it. Say so and try again later.
 			if r.Events != nil {
-				r.Events.Eventf(sts, nil, corev1.EventTypeWarning, ReasonPromotionHalted, "Promote", "lowering partition %d -> %d was denied: %s", partition, next, status.Status().Message)
+				r.Events.Eventf(sts, nil, corev1.EventTypeWarning, audit.ReasonPromotionHalted, "Promote", "lowering partition %d -> %d was denied: %s", partition, next, status.Status().Message)
 			}
 			return ctrl.Result{RequeueAfter: r.Opts.Recheck}, true, nil
 		}
 		return ctrl.Result{}, true, fmt.Errorf("lowering partition of %s/%s to %d: %w", sts.Namespace, sts.Name, next, err)
 	}
-	log.Info("canary promoted", "partition", next, "proven", slices.Sorted(maps.Keys(proven)))
+	log.Info("canary promoted", "partition", next, "proven", state.CanaryOrdinals(), "verdicts", state.ProofFrom(partition))
 	if r.Events != nil {
-		r.Events.Eventf(sts, nil, corev1.EventTypeNormal, ReasonPromoted, "Promote", "every pod from ordinal %d up proved its replace-profile; partition lowered %d -> %d", partition, partition, next)
+		r.Events.Eventf(sts, nil, corev1.EventTypeNormal, audit.ReasonPromoted, "Promote", "every pod from ordinal %d up proved its replace-profile; partition lowered %d -> %d", partition, partition, next)
 	}
 	return ctrl.Result{RequeueAfter: r.Opts.Recheck}, true, nil
 }

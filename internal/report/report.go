@@ -22,7 +22,8 @@ import (
 // overridden rollout, every canary opened, judged or promoted.
 var ReportedReasons = []string{
 	audit.ReasonRolloutBlocked, audit.ReasonRolloutWarned, audit.ReasonOverride, audit.ReasonCanaryStarted,
-	"ReplaceProfileVerdict", "CanaryPromoted", "PromotionHalted",
+	audit.ReasonVerdict, audit.ReasonPromoted, audit.ReasonPromotionHalted, audit.ReasonBrokenPodReplaced,
+	audit.ReasonForgedVerdict,
 }
 
 // Report is the state of every guarded StatefulSet and what pdguard did to them.
@@ -69,30 +70,28 @@ func BuildReport(now time.Time, sets []appsv1.StatefulSet, pods []corev1.Pod, ev
 	r := Report{GeneratedAt: now.UTC(), StatefulSets: []StatefulSet{}, Events: []Event{}}
 	for i := range sets {
 		sts := &sets[i]
-		image, _ := rollout.ContainerImage(&sts.Spec.Template.Spec, container)
-		partition, _ := rollout.Partition(sts)
-		s := StatefulSet{
-			Namespace: sts.Namespace, Name: sts.Name, Replicas: rollout.Replicas(sts), Partition: partition,
-			CanaryOpen: rollout.CanaryOpen(sts), Image: image, Pods: []PodStatus{},
-		}
-		if s.CanaryOpen {
-			if rec := rollout.LiveCanaryRecord(sts, container); rec != nil {
-				s.StableImage = rec.FromImage
-			}
-		}
+		var own []corev1.Pod
 		for j := range pods {
-			pod := &pods[j]
-			if pod.Namespace != sts.Namespace || !rollout.OwnedBy(sts, pod) {
-				continue
+			if pods[j].Namespace == sts.Namespace {
+				own = append(own, pods[j])
 			}
-			podImage, _ := rollout.ContainerImage(&pod.Spec, container)
-			_, ready := rollout.ReadySince(pod)
-			ps := PodStatus{Name: pod.Name, Revision: pod.Labels[rollout.RevisionLabel], Image: podImage, Ready: ready}
-			if v, err := rollout.ReadVerdict(pod); err != nil {
-				ps.Verdict, ps.Reason = "Unreadable", err.Error()
-			} else if v != nil {
-				ps.Verdict, ps.Reason = v.Verdict, v.Reason
-				if v.ContainerID != containerIDOf(pod, container) || v.Revision != ps.Revision {
+		}
+		state := rollout.Observe(sts, own, rollout.ObserveOptions{Container: container, Now: now})
+		s := StatefulSet{
+			Namespace: sts.Namespace, Name: sts.Name, Replicas: state.Replicas, Partition: state.Partition,
+			CanaryOpen: state.CanaryOpen, Image: state.Image, Pods: []PodStatus{},
+		}
+		if state.CanaryOpen {
+			s.StableImage = state.StableImage
+		}
+		for _, p := range state.Pods {
+			ps := PodStatus{Name: p.Name, Revision: p.Revision, Image: p.Image, Ready: p.Ready}
+			switch {
+			case p.Evidence == rollout.EvidenceUnreadable:
+				ps.Verdict, ps.Reason = "Unreadable", p.VerdictErr.Error()
+			case p.Verdict != nil:
+				ps.Verdict, ps.Reason = p.Verdict.Verdict, p.Verdict.Reason
+				if p.Evidence.Stale() {
 					ps.Verdict += " (stale)"
 				}
 			}
@@ -126,13 +125,6 @@ func BuildReport(now time.Time, sets []appsv1.StatefulSet, pods []corev1.Pod, ev
 	}
 	slices.SortFunc(r.Events, func(a, b Event) int { return a.Time.Compare(b.Time) })
 	return r
-}
-
-func containerIDOf(pod *corev1.Pod, container string) string {
-	if cs, ok := rollout.Container(pod, container); ok {
-		return cs.ID
-	}
-	return ""
 }
 
 func eventTime(e *eventsv1.Event) time.Time {

@@ -66,4 +66,6 @@ type Verdict struct {
 	To          string    `json:"to,omitempty"`
 	ObservedAt  time.Time `json:"observedAt"`
 	Reason      string    `json:"reason,omitempty"`
+	// Signature is pdguard's HMAC over the fields above and the pod (see VerdictKey).
+	Signature string `json:"signature,omitempty"`
 }

@@ -1,11 +1,14 @@
 package rollout
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pdguard/pdguard/internal/rollout/imageref"
 )
@@ -171,8 +174,19 @@ func observePod(sts *appsv1.StatefulSet, updateRevision string, pod *corev1.Pod,
 	if p.Evidence == "" {
 		p.Evidence = evidenceOf(p)
 	}
-	p.Proven = p.OnUpdateRevision && p.Soaked && p.Evidence == EvidenceCurrent && p.Verdict.Verdict == VerdictSucceeded
+	p.prove()
 	return p, true
+}
+
+// Record takes a verdict pdguard has just issued for the pod's running container.
+func (p *PodState) Record(v Verdict) {
+	p.Verdict, p.VerdictErr = &v, nil
+	p.Evidence = evidenceOf(*p)
+	p.prove()
+}
+
+func (p *PodState) prove() {
+	p.Proven = p.OnUpdateRevision && p.Soaked && p.Evidence == EvidenceCurrent && p.Verdict.Verdict == VerdictSucceeded
 }
 
 func evidenceOf(p PodState) Evidence {
@@ -268,4 +282,45 @@ func (s *State) ProvenFrom(lo int32) bool {
 		}
 	}
 	return true
+}
+
+// Proof is what one proven pod's promotion rests on, for audit records.
+type Proof struct {
+	Pod         string    `json:"pod"`
+	ContainerID string    `json:"containerID"`
+	Revision    string    `json:"revision"`
+	IssuedAt    time.Time `json:"issuedAt"`
+}
+
+// ProofFrom lists the verdicts of the proven pods from ordinal lo up.
+func (s *State) ProofFrom(lo int32) []Proof {
+	var out []Proof
+	for _, p := range s.Pods {
+		if p.Ordinal >= lo && p.Proven {
+			out = append(out, Proof{Pod: p.Name, ContainerID: p.Verdict.ContainerID, Revision: p.Verdict.Revision, IssuedAt: p.Verdict.ObservedAt})
+		}
+	}
+	return out
+}
+
+// AnnotationWriter names the field manager that last set an annotation on the object,
+// with the operation and time, from its managedFields; "an unknown writer" when none did.
+func AnnotationWriter(obj metav1.Object, key string) string {
+	field := `"f:` + key + `"`
+	writer := "an unknown writer"
+	var latest time.Time
+	for _, mf := range obj.GetManagedFields() {
+		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), field) {
+			continue
+		}
+		at := time.Time{}
+		if mf.Time != nil {
+			at = mf.Time.Time
+		}
+		if writer == "an unknown writer" || at.After(latest) {
+			latest = at
+			writer = fmt.Sprintf("field manager %q (%s at %s)", mf.Manager, mf.Operation, at.UTC().Format(time.RFC3339))
+		}
+	}
+	return writer
 }
