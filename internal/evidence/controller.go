@@ -60,7 +60,7 @@ type Reconciler struct {
 	// Key signs the verdicts the controller writes and checks the ones it reads; nil
 	// writes unsigned verdicts and trusts every verdict (tests of the judging alone).
 	Key rollout.VerdictKey
-	Now    func() time.Time
+	Now func() time.Time
 }
 
 // SetupWithManager wires the controller: StatefulSets matching the selector, and their
