@@ -149,6 +149,9 @@ func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, 
 	for i := range state.Pods {
 		in.Pods = append(in.Pods, podFacts(&state.Pods[i]))
 	}
+	if state.CanaryOpen && oldSummary.Partition > 0 && in.New.Partition < oldSummary.Partition {
+		in.Proof = state.ProofFrom(oldSummary.Partition)
+	}
 	return in, nil
 }
 

@@ -1,10 +1,16 @@
 package policy
 
+import "github.com/pdguard/pdguard/internal/rollout"
+
 // Input is the document every Rego rule reads (input.*). Go builds it from the admission
 // request, the live StatefulSet and the cached pods; Rego decides. Field names are the
 // JSON names Rego sees, so they are part of the policy contract: change them together
 // with the .rego files and their tests.
 type Input struct {
+	// Proof lists the verdicts of the pods at or above the live partition that are proven,
+	// for the audit record of a promotion. Not sent to the policy.
+	Proof []rollout.Proof `json:"-"`
+
 	// Phase is "mutate" for the mutating webhook and "validate" for the validating one.
 	// In "validate", New is the object after pdguard's own mutation.
 	Phase     string   `json:"phase"`

@@ -39,6 +39,9 @@ func fill(v reflect.Value, seed *int) {
 		}
 	case reflect.Struct:
 		for i := range v.NumField() {
+			if v.Type().Field(i).Tag.Get("json") == "-" {
+				continue // not part of the policy's input
+			}
 			fill(v.Field(i), seed)
 		}
 	default:

@@ -53,6 +53,9 @@ type ValidateResult struct {
 	Warnings []string
 	Mode     string
 	Decision policy.Validation
+	// Proof is set when an admitted request lowers an open canary's partition: the
+	// verdicts the promotion rests on.
+	Proof []rollout.Proof
 }
 
 // Mutate decides what the mutating webhook changes.
@@ -115,6 +118,9 @@ func (g *Guard) Validate(ctx context.Context, req *policy.Request) (*ValidateRes
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	res := &ValidateResult{Allowed: d.Allowed, Mode: d.Mode, Decision: d, Rules: []string{}}
+	if d.Allowed && in.Proof != nil {
+		res.Proof = in.Proof
+	}
 	for _, f := range d.Violations {
 		res.Rules = append(res.Rules, f.Rule)
 	}

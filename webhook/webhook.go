@@ -139,6 +139,7 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		return resp.WithWarnings(res.Warnings...)
 	}
 	d.Outcome = audit.Allowed
+	d.Proof = res.Proof
 	if gr.Old != nil && gr.New.Annotations[rollout.CanaryAnnotation] != gr.Old.Annotations[rollout.CanaryAnnotation] {
 		if rec, err := rollout.ReadCanaryRecord(gr.New); err == nil && rec != nil {
 			d.Canary = rec

@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/pdguard/pdguard/internal/evidence"
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/policy"
 )
 
@@ -37,12 +38,12 @@ func (f *evidenceFlags) validate() error {
 	return nil
 }
 
-func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts policy.Config, sel labels.Selector, log logr.Logger) error {
+func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts policy.Config, sel labels.Selector, key rollout.VerdictKey, log logr.Logger) error {
 	if f.disabled {
 		log.Info("evidence controller disabled: verdicts must come from elsewhere")
 		return nil
 	}
-	return evidence.SetupWithManager(mgr, evidence.Options{
+	return evidence.SetupWithManager(mgr, key, evidence.Options{
 		Selector:       sel,
 		Container:      opts.Diff.Container,
 		LogLimitBytes:  f.logLimitBytes,

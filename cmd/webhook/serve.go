@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -46,6 +47,8 @@ type serveFlags struct {
 	probeAddr        string
 	leaderElect      bool
 	leaderElectionNS string
+	namespace        string
+	verdictKeySecret string
 	logFormat        string
 	logLevel         string
 	evidence         evidenceFlags
@@ -85,6 +88,8 @@ func newServeCommand() *cobra.Command {
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one leader for the evidence controller; every replica serves admission")
 	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	fs.StringVar(&f.namespace, "namespace", "", "namespace of pdguard's own Secret and lease (default: the pod's namespace, POD_NAMESPACE)")
+	fs.StringVar(&f.verdictKeySecret, "verdict-key-secret", "pdguard-verdict-key", "Secret holding the key that signs replace-profile verdicts; created with a random key when absent")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info or error")
 	f.evidence.register(fs)
@@ -162,6 +167,16 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	}
 
 	ctx := cmd.Context()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ns := pdguardNamespace(f.namespace)
+	key, err := loadVerdictKey(ctx, cs, ns, f.verdictKeySecret)
+	if err != nil {
+		return err
+	}
+	opts.Trust = key.Trust
 	events := mgr.GetEventRecorder("pdguard")
 	rec := audit.NewRecorder(log.WithName("admission"), events, crmetrics.Registry)
 	g := webhook.NewGuard(engine, opts)
@@ -173,7 +188,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	if f.guard.policyDir != "" {
 		go engine.Watch(ctx, log.WithName("policy"))
 	}
-	if err := setupEvidence(mgr, &f.evidence, opts, sel, log); err != nil {
+	if err := setupEvidence(mgr, &f.evidence, opts, sel, key, log); err != nil {
 		return err
 	}
 
@@ -201,6 +216,6 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return err
 	}
 	log.Info("starting pdguard", "version", version, "selector", sel.String(), "container", opts.Diff.Container,
-		"enforcement", opts.Enforcement, "canaryReplicas", opts.CanaryReplicas, "soak", opts.Soak.String(), "pid", os.Getpid())
+		"enforcement", opts.Enforcement, "canaryReplicas", opts.CanaryReplicas, "soak", opts.Soak.String(), "verdictKeySecret", ns+"/"+f.verdictKeySecret, "pid", os.Getpid())
 	return mgr.Start(ctx)
 }

@@ -59,7 +59,10 @@ type Decision struct {
 	Latency   time.Duration
 	// Canary is set when the validating webhook admitted a request that opens a canary.
 	Canary *rollout.CanaryRecord
-	Err    error
+	// Proof lists the verdicts an admitted promotion (a lowered partition of an open
+	// canary) rested on.
+	Proof []rollout.Proof
+	Err   error
 	// Object is the StatefulSet the Event is written on; nil skips the Event.
 	Object *appsv1.StatefulSet
 }
@@ -98,6 +101,9 @@ func (r *Recorder) Record(d Decision) {
 	if d.DryRun {
 		kv = append(kv, "dryRun", true)
 	}
+	if d.Proof != nil {
+		kv = append(kv, "proof", d.Proof)
+	}
 	if d.Err != nil {
 		r.Log.Error(d.Err, "admission decision failed", kv...)
 	} else {
@@ -128,8 +134,18 @@ func eventFor(d Decision) (eventType, reason, note string, ok bool) {
 		return corev1.EventTypeWarning, ReasonOverride, note1k(d.User, d.Rules, d.Warnings), true
 	case d.Webhook == "validate" && d.Outcome == Warned:
 		return corev1.EventTypeWarning, ReasonRolloutWarned, note1k(d.User, d.Rules, d.Warnings), true
+	case d.Webhook == "validate" && d.Outcome == Allowed && len(d.Proof) > 0:
+		return corev1.EventTypeNormal, ReasonPromoted, note1k(d.User, []string{"partition-gate"}, []string{"promotion admitted on pdguard's verdicts: " + proofText(d.Proof)}), true
 	}
 	return "", "", "", false
+}
+
+func proofText(proof []rollout.Proof) string {
+	parts := make([]string, 0, len(proof))
+	for _, p := range proof {
+		parts = append(parts, fmt.Sprintf("%s (container %s, revision %s, issued %s)", p.Pod, p.ContainerID, p.Revision, p.IssuedAt.UTC().Format(time.RFC3339)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // note1k fits the Event note into the 1 KiB the events API accepts.

@@ -31,6 +31,7 @@ func TestRecordWritesOneEventPerReportedDecision(t *testing.T) {
 		"an admitted override is reported as GuardOverridden":      {d: Decision{Webhook: "validate", Outcome: Warned, Rules: []string{"bundled-config-and-version", "override"}}, wantReason: ReasonOverride},
 		"warnings alone are reported as RolloutWarned":             {d: Decision{Webhook: "validate", Outcome: Warned, Rules: []string{"unreadable-version"}}, wantReason: ReasonRolloutWarned},
 		"an admitted request that opens a canary is CanaryStarted": {d: Decision{Webhook: "validate", Outcome: Allowed, Canary: &rollout.CanaryRecord{FromImage: "pd:9.0.0.1-latest", ToImage: "pd:9.1.0.0-latest", Partition: 1}}, wantReason: ReasonCanaryStarted},
+		"an admitted promotion names the verdicts it rests on":     {d: Decision{Webhook: "validate", Outcome: Allowed, Proof: []rollout.Proof{{Pod: "pd-1", ContainerID: "containerd://c1", Revision: "pd-7c8d"}}}, wantReason: ReasonPromoted},
 		"the mutating webhook's patch alone writes no event":       {d: Decision{Webhook: "mutate", Outcome: Patched, Rules: []string{"canary-partition"}}},
 		"a dry-run denial writes no event":                         {d: Decision{Webhook: "validate", Outcome: Denied, DryRun: true}},
 		"an allowed request with nothing to say writes no event":   {d: Decision{Webhook: "validate", Outcome: Allowed}},
@@ -52,6 +53,9 @@ func TestRecordWritesOneEventPerReportedDecision(t *testing.T) {
 			}
 			if tc.wantReason == ReasonCanaryStarted && !strings.Contains(ev.notes[0], "move from pd:9.0.0.1-latest to pd:9.1.0.0-latest") {
 				t.Errorf("CanaryStarted note %q does not describe the canary", ev.notes[0])
+			}
+			if tc.wantReason == ReasonPromoted && !strings.Contains(ev.notes[0], "pd-1 (container containerd://c1, revision pd-7c8d") {
+				t.Errorf("CanaryPromoted note %q does not name the verdict", ev.notes[0])
 			}
 			if got := testutil.CollectAndCount(reg, "pdguard_admission_decisions_total"); got != 1 {
 				t.Errorf("decision series = %d, want 1", got)

@@ -65,7 +65,7 @@ type Reconciler struct {
 
 // SetupWithManager wires the controller: StatefulSets matching the selector, and their
 // pods, so a pod turning Ready or restarting triggers a new judgement at once.
-func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options) error {
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return fmt.Errorf("evidence controller: %w", err)
@@ -76,6 +76,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Events: mgr.GetEventRecorder("pdguard-evidence"),
 		Opts:   opts,
 		Now:    time.Now,
+		Key:    key,
 	}
 	guarded := predicate.NewPredicateFuncs(func(o client.Object) bool { return opts.Selector.Matches(labels.Set(o.GetLabels())) })
 	return ctrl.NewControllerManagedBy(mgr).

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -235,5 +236,44 @@ func TestRevertedCrashLoopingCanaryIsReplaced(t *testing.T) {
 				t.Errorf("events = %q, want BrokenPodReplaced", ev.notes)
 			}
 		})
+	}
+}
+
+func TestAForgedVerdictIsReplacedAndReported(t *testing.T) {
+	sts, objs := canarySet(true)
+	canary := objs[2].(*corev1.Pod)
+	cs, _ := rollout.Container(canary, "pingdirectory")
+	forged := rollout.Verdict{Verdict: rollout.VerdictSucceeded, Revision: canaryRev, ContainerID: cs.ID, From: "9.0.0.1", To: "9.1.0.0", ObservedAt: now.Add(-time.Hour)}
+	raw, _ := json.Marshal(forged)
+	canary.Annotations = map[string]string{rollout.ReplaceProfileAnnotation: string(raw)}
+	r, c, ev := newReconciler(t, objs, fileLogs{canary.Name: "in-progress.log"}, true)
+	r.Key = rollout.VerdictKey("0123456789abcdef0123456789abcdef")
+
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter == 0 {
+		t.Error("a canary still migrating is not read again")
+	}
+	var pod corev1.Pod
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &pod); err != nil {
+		t.Fatal(err)
+	}
+	v, err := rollout.ReadVerdict(&pod)
+	if err != nil || v == nil || v.Verdict != rollout.VerdictInProgress {
+		t.Fatalf("verdict after reconcile = %+v (%v), want pdguard's own InProgress", v, err)
+	}
+	if err := r.Key.Trust(&pod, v); err != nil {
+		t.Errorf("pdguard's verdict is not signed: %v", err)
+	}
+	var live appsv1.StatefulSet
+	_ = c.Get(context.Background(), client.ObjectKeyFromObject(sts), &live)
+	if p, _ := rollout.Partition(&live); p != 1 {
+		t.Errorf("partition = %d: the forged verdict got the canary promoted", p)
+	}
+	notes := strings.Join(ev.notes, "\n")
+	if !strings.Contains(notes, "Warning ForgedVerdict") || !strings.Contains(notes, "written by ") || !strings.Contains(notes, "no pdguard signature") {
+		t.Errorf("events = %s, want a ForgedVerdict warning naming the writer and why", notes)
 	}
 }
