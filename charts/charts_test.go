@@ -360,8 +360,8 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 	t.Run("kinds", func(t *testing.T) {
 		want := []string{
 			"Certificate", "Certificate", "ClusterRole", "ClusterRoleBinding", "Deployment", "Issuer", "Issuer",
-			"MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "RoleBinding", "Service",
-			"ServiceAccount", "ValidatingWebhookConfiguration",
+			"MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service",
+			"ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration",
 		}
 		if got := r.kinds(); !slices.Equal(got, want) {
 			t.Errorf("rendered kinds\n got %v\nwant %v", got, want)
@@ -384,6 +384,7 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			"auto-promote":              "false",
 			"log-limit-bytes":           "4194304",
 			"leader-elect":              "true",
+			"verdict-key-secret":        release + "-verdict-key",
 			"log-format":                "json",
 			"log-level":                 "info",
 		}
@@ -529,8 +530,8 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 		)
 		r.decode(t, "ClusterRole", &cr)
 		r.decode(t, "ClusterRoleBinding", &crb)
-		r.decode(t, "Role", &ro)
-		r.decode(t, "RoleBinding", &rb)
+		r.decodeNamed(t, "Role", release+"-leader-election", &ro)
+		r.decodeNamed(t, "RoleBinding", release+"-leader-election", &rb)
 		for _, want := range []struct{ group, resource, verb string }{
 			{"apps", "statefulsets", "get"}, {"apps", "statefulsets", "list"}, {"apps", "statefulsets", "watch"},
 			{"apps", "statefulsets", "patch"},
@@ -561,6 +562,27 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 		}
 		if ro.Namespace != namespace {
 			t.Errorf("leader election Role in %q, want the release namespace", ro.Namespace)
+		}
+		var keyRole rbacv1.Role
+		var keyBinding rbacv1.RoleBinding
+		r.decodeNamed(t, "Role", release+"-verdict-key", &keyRole)
+		r.decodeNamed(t, "RoleBinding", release+"-verdict-key", &keyBinding)
+		if keyRole.Namespace != namespace || keyBinding.RoleRef.Name != keyRole.Name {
+			t.Errorf("verdict key Role %s/%s bound by %q, want it in the release namespace and bound", keyRole.Namespace, keyRole.Name, keyBinding.RoleRef.Name)
+		}
+		for _, rule := range keyRole.Rules {
+			switch {
+			case slices.Equal(rule.Verbs, []string{"get"}) && slices.Equal(rule.ResourceNames, []string{release + "-verdict-key"}):
+			case slices.Equal(rule.Verbs, []string{"create"}) && len(rule.ResourceNames) == 0:
+			default:
+				t.Errorf("verdict key Role grants more than reading its own Secret and creating it: %s", js(rule))
+			}
+			if !slices.Equal(rule.Resources, []string{"secrets"}) {
+				t.Errorf("verdict key Role grants %v", rule.Resources)
+			}
+		}
+		if len(keyRole.Rules) != 2 {
+			t.Errorf("verdict key Role has %d rules, want get on its Secret and create", len(keyRole.Rules))
 		}
 		sa := dep.Spec.Template.Spec.ServiceAccountName
 		for kind, b := range map[string]struct {

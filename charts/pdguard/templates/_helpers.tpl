@@ -127,3 +127,7 @@ clientConfig:
   caBundle: {{ include "pdguard.caBundle" .root }}
   {{- end }}
 {{- end }}
+
+{{- define "pdguard.verdictKeySecret" -}}
+{{- default (printf "%s-verdict-key" (include "pdguard.fullname" .)) .Values.verdicts.keySecret -}}
+{{- end -}}
