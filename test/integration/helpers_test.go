@@ -504,6 +504,8 @@ type decision struct {
 	Warnings  []string `json:"warnings"`
 	Latency   string   `json:"latency"`
 	DryRun    bool     `json:"dryRun"`
+	// Proof is what an admitted promotion rested on.
+	Proof []rollout.Proof `json:"proof"`
 }
 
 func decisions(srv *pdguardproc.Server, ns string) []decision {
