@@ -293,3 +293,29 @@ func TestAnotherReplicaTrustsTheVerdicts(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// The proof outlives the process that issued it: after a restart pdguard admits the
+// promotion on the verdict it signed before, without judging the pod again. Not parallel:
+// the shared pdguard is down for a moment.
+func TestARestartKeepsTheProof(t *testing.T) {
+	g := newGuarded(t, "restart")
+	g.serveLog(1, "success-migration.log")
+	g.openCanary()
+	v, pod, _ := g.waitVerdict(1, "Succeeded", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictSucceeded && v.Signature != "" })
+	before := pod.Annotations[rollout.ReplaceProfileAnnotation]
+	began := time.Now()
+	if err := env.guard.Restart(g.ctx); err != nil {
+		t.Fatalf("restarting pdguard: %v", err)
+	}
+	t.Logf("pdguard restarted and ready in %s", time.Since(began).Round(time.Millisecond))
+	g.promote()
+	d := g.waitDecision(env.guard, "the admitted promotion", func(d decision) bool {
+		return d.Webhook == "validate" && d.Decision == "allowed" && len(d.Proof) > 0
+	})
+	if p := d.Proof[0]; p.Pod != podName(1) || !p.IssuedAt.Equal(v.ObservedAt) || p.ContainerID != v.ContainerID {
+		t.Errorf("after the restart the promotion rests on %+v, want the verdict issued before it (%+v)", d.Proof, v)
+	}
+	if after := g.pod(1).Annotations[rollout.ReplaceProfileAnnotation]; after != before {
+		t.Errorf("the restarted pdguard re-issued the verdict:\n before %s\n after  %s", before, after)
+	}
+}

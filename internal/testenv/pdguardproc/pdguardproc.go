@@ -58,6 +58,9 @@ type Server struct {
 	cmd        *exec.Cmd
 	done       chan struct{}
 	logFile    *os.File
+	binary     string
+	args       []string
+	readyz     string
 }
 
 // Start issues a serving certificate for 127.0.0.1, starts `webhook serve` against the
@@ -84,7 +87,6 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		MetricsURL: "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/metrics",
 		CAPEM:      bundle.CAPEM,
 		LogPath:    filepath.Join(cp.LogDir(), filepath.Base(dir)+".log"),
-		done:       make(chan struct{}),
 	}
 	args := append([]string{
 		"serve",
@@ -95,22 +97,9 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[2]),
 	}, opts.Args...)
-	s.logFile, err = os.Create(s.LogPath)
-	if err != nil {
-		return nil, err
-	}
-	s.cmd = exec.Command(opts.Binary, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		s.logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", opts.Binary, err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-
-	readyz := "http://127.0.0.1:" + strconv.Itoa(ports[2]) + "/readyz"
-	if err := s.waitReady(ctx, readyz); err != nil {
-		s.Stop()
+	s.binary, s.args = opts.Binary, args
+	s.readyz = "http://127.0.0.1:" + strconv.Itoa(ports[2]) + "/readyz"
+	if err := s.run(ctx); err != nil {
 		return nil, err
 	}
 	if !opts.SkipRegistration {
@@ -127,6 +116,36 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		}
 	}
 	return s, nil
+}
+
+// run starts the process, its log appended to LogPath, and waits until it is ready.
+func (s *Server) run(ctx context.Context) error {
+	var err error
+	s.logFile, err = os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	s.done = make(chan struct{})
+	s.cmd = exec.Command(s.binary, s.args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		s.logFile.Close()
+		return fmt.Errorf("starting %s: %w", s.binary, err)
+	}
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	if err := s.waitReady(ctx, s.readyz); err != nil {
+		s.Stop()
+		return err
+	}
+	return nil
+}
+
+// Restart stops the server and starts the same command again, on the same ports with
+// the same certificate, as a pod restart does; the webhook configurations stay.
+func (s *Server) Restart(ctx context.Context) error {
+	s.Stop()
+	return s.run(ctx)
 }
 
 func (s *Server) waitReady(ctx context.Context, url string) error {
