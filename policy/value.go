@@ -66,6 +66,11 @@ var (
 	keyVerdictError    = ast.StringTerm("verdict_error")
 	keyReason          = ast.StringTerm("reason")
 	keyObservedAt      = ast.StringTerm("observed_at")
+	keyContainer       = ast.StringTerm("container")
+	keyKeys            = ast.StringTerm("keys")
+	keyOverrideReason  = ast.StringTerm("override_reason")
+	keyOverrideUsed    = ast.StringTerm("override_used")
+	keyReplaceProfile  = ast.StringTerm("replace_profile")
 
 	// Read back from results only.
 	keyRecordCanary = ast.StringTerm("record_canary")
@@ -156,12 +161,37 @@ func inputValue(in *Input) ast.Value {
 			item(keySingleReplica, b.str(in.Settings.SingleReplica)),
 			item(keyOverrideGroups, b.stringList(in.Settings.OverrideGroups)),
 			item(keySoakSeconds, num(in.Settings.SoakSeconds)),
+			item(keyContainer, b.str(in.Settings.Container)),
 		)),
 		item(keyOld, old),
 		item(keyNew, b.summaryTerm(&in.New)),
 		item(keyChange, b.changeTerm(&in.Change)),
 		item(keyCanary, b.canaryTerm(&in.Canary)),
 		item(keyPods, pods),
+		item(keyKeys, b.keysTerm(&in.Keys)),
+	)
+}
+
+// Every real input carries the same keys, so their object is built once.
+var (
+	annotationKeys     = AnnotationKeys()
+	annotationKeysTerm = (&termBuilder{}).buildKeys(&annotationKeys)
+)
+
+func (b *termBuilder) keysTerm(k *Keys) *ast.Term {
+	if *k == annotationKeys {
+		return annotationKeysTerm
+	}
+	return b.buildKeys(k)
+}
+
+func (b *termBuilder) buildKeys(k *Keys) *ast.Term {
+	return ast.ObjectTerm(
+		item(keyEnforcement, b.str(k.Enforcement)),
+		item(keyOverrideReason, b.str(k.OverrideReason)),
+		item(keyOverrideUsed, b.str(k.OverrideUsed)),
+		item(keyCanary, b.str(k.Canary)),
+		item(keyReplaceProfile, b.str(k.ReplaceProfile)),
 	)
 }
 
@@ -258,7 +288,7 @@ func (b *termBuilder) podTerm(p *Pod) *ast.Term {
 // stringCount is about how many string terms inputValue needs, so that one slab holds them.
 // A short count only costs another slab.
 func stringCount(in *Input) int {
-	n := 12 + len(in.User.Groups) + len(in.Settings.OverrideGroups) + len(in.Change.ConfigPaths) +
+	n := 13 + len(in.User.Groups) + len(in.Settings.OverrideGroups) + len(in.Change.ConfigPaths) +
 		2*len(in.New.Annotations) + 6*len(in.Pods)
 	if in.Old != nil {
 		n += 8 + 2*len(in.Old.Annotations)
