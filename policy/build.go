@@ -90,8 +90,10 @@ func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, 
 			SingleReplica:  cfg.SingleReplica,
 			OverrideGroups: cfg.OverrideGroups,
 			SoakSeconds:    int64(cfg.Soak / time.Second),
+			Container:      containerName(cfg),
 		},
 		Pods: []Pod{},
+		Keys: AnnotationKeys(),
 	}
 	if in.User.Groups == nil {
 		in.User.Groups = []string{}
@@ -153,6 +155,14 @@ func BuildInput(phase string, req *Request, cfg Config, now time.Time) (*Input, 
 		in.Proof = state.ProofFrom(oldSummary.Partition)
 	}
 	return in, nil
+}
+
+// containerName is the product container the rules name in their messages.
+func containerName(cfg Config) string {
+	if cfg.Diff.Container == "" {
+		return specdiff.DefaultContainer
+	}
+	return cfg.Diff.Container
 }
 
 func summarize(cfg Config, sts *appsv1.StatefulSet) (Summary, imageref.Ref, error) {

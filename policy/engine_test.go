@@ -45,7 +45,7 @@ func versionChange() *Input {
 		Namespace: "ping",
 		Name:      "pd-pingdirectory",
 		User:      User{Username: "system:serviceaccount:ci:deployer", Groups: []string{"system:serviceaccounts", "system:authenticated"}},
-		Settings:  Settings{Enforcement: "enforce", CanaryReplicas: 1, SingleReplica: "warn", OverrideGroups: []string{"pdguard-admins"}, SoakSeconds: 60},
+		Settings:  Settings{Enforcement: "enforce", CanaryReplicas: 1, SingleReplica: "warn", OverrideGroups: []string{"pdguard-admins"}, SoakSeconds: 60, Container: "pingdirectory"},
 		Old: &Summary{
 			Replicas: 2, HasPartition: true, Image: stable,
 			Annotations:     map[string]string{"meta.helm.sh/release-name": "pd", "meta.helm.sh/release-namespace": "ping"},
@@ -58,6 +58,7 @@ func versionChange() *Input {
 		Change: Change{VersionChanged: true, VersionOrder: &higher},
 		Canary: Canary{StableImage: stable},
 		Pods:   []Pod{pod(0), pod(1)},
+		Keys:   AnnotationKeys(),
 	}
 }
 

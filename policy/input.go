@@ -32,6 +32,19 @@ type Input struct {
 
 	// Pods are the StatefulSet's pods as the informer cache sees them, by ordinal.
 	Pods []Pod `json:"pods"`
+
+	// Keys are the annotation keys pdguard reads and writes, so that Rego names them the
+	// way Go does (internal/rollout) instead of spelling them out.
+	Keys Keys `json:"keys"`
+}
+
+// Keys name pdguard's annotations. BuildInput sets them to AnnotationKeys().
+type Keys struct {
+	Enforcement    string `json:"enforcement"`     // pdguard.io/enforcement
+	OverrideReason string `json:"override_reason"` // pdguard.io/override-reason
+	OverrideUsed   string `json:"override_used"`   // pdguard.io/override-used
+	Canary         string `json:"canary"`          // pdguard.io/canary
+	ReplaceProfile string `json:"replace_profile"` // pdguard.io/replace-profile (on pods)
 }
 
 type User struct {
@@ -46,6 +59,8 @@ type Settings struct {
 	SingleReplica  string   `json:"single_replica"`  // warn | deny
 	OverrideGroups []string `json:"override_groups"`
 	SoakSeconds    int64    `json:"soak_seconds"`
+	// Container is the product container's name (the --container flag).
+	Container string `json:"container"`
 }
 
 // Summary is the part of a StatefulSet the rules look at.
@@ -147,4 +162,15 @@ type PodVerdict struct {
 	ContainerID string `json:"container_id"`
 	Reason      string `json:"reason"`
 	ObservedAt  string `json:"observed_at"`
+}
+
+// AnnotationKeys are the keys of internal/rollout, as every Input carries them.
+func AnnotationKeys() Keys {
+	return Keys{
+		Enforcement:    rollout.EnforcementAnnotation,
+		OverrideReason: rollout.OverrideReasonAnnotation,
+		OverrideUsed:   rollout.OverrideUsedAnnotation,
+		Canary:         rollout.CanaryAnnotation,
+		ReplaceProfile: rollout.ReplaceProfileAnnotation,
+	}
 }

@@ -7,7 +7,7 @@ type sample struct {
 }
 
 func samples() []sample {
-	settings := Settings{Enforcement: "enforce", CanaryReplicas: 1, SingleReplica: "warn", OverrideGroups: []string{"pdguard-admins"}, SoakSeconds: 60}
+	settings := Settings{Enforcement: "enforce", CanaryReplicas: 1, SingleReplica: "warn", OverrideGroups: []string{"pdguard-admins"}, SoakSeconds: 60, Container: "pingdirectory"}
 	user := User{Username: "system:serviceaccount:ci:deployer", Groups: []string{"system:serviceaccounts"}}
 	stable := Image{
 		Ref: "pingidentity/pingdirectory:10.1.0.0-latest", Repository: "pingidentity/pingdirectory", Tag: "10.1.0.0-latest",
@@ -32,18 +32,18 @@ func samples() []sample {
 	return []sample{
 		{"a new StatefulSet", &Input{
 			Phase: "validate", Operation: "CREATE", Namespace: "ping", Name: "pd-pingdirectory",
-			User: user, Settings: settings, New: live,
+			User: user, Settings: settings, Keys: AnnotationKeys(), New: live,
 		}},
 		{"an image change", &Input{
 			Phase: "mutate", Operation: "UPDATE", Namespace: "ping", Name: "pd-pingdirectory",
-			User: user, Settings: settings, Old: &live, New: Summary{Replicas: 3, HasPartition: true, Image: next},
+			User: user, Settings: settings, Keys: AnnotationKeys(), Old: &live, New: Summary{Replicas: 3, HasPartition: true, Image: next},
 			Change: Change{VersionChanged: true, VersionOrder: &higher},
 			Canary: Canary{StableImage: stable},
 			Pods:   []Pod{stablePod(0), stablePod(1), stablePod(2)},
 		}},
 		{"a canary promotion", &Input{
 			Phase: "validate", Operation: "UPDATE", Namespace: "ping", Name: "pd-pingdirectory",
-			User: user, Settings: settings, Old: &canary, New: promoted,
+			User: user, Settings: settings, Keys: AnnotationKeys(), Old: &canary, New: promoted,
 			Canary: Canary{Open: true, StableImage: stable},
 			Pods:   []Pod{stablePod(0), stablePod(1), canaryPod},
 		}},

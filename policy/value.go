@@ -70,6 +70,11 @@ var (
 	keySoaked          = ast.StringTerm("soaked")
 	keyEvidence        = ast.StringTerm("evidence")
 	keyProven          = ast.StringTerm("proven")
+	keyContainer       = ast.StringTerm("container")
+	keyKeys            = ast.StringTerm("keys")
+	keyOverrideReason  = ast.StringTerm("override_reason")
+	keyOverrideUsed    = ast.StringTerm("override_used")
+	keyReplaceProfile  = ast.StringTerm("replace_profile")
 
 	// Read back from results only.
 	keyRecordCanary = ast.StringTerm("record_canary")
@@ -160,12 +165,37 @@ func inputValue(in *Input) ast.Value {
 			item(keySingleReplica, b.str(in.Settings.SingleReplica)),
 			item(keyOverrideGroups, b.stringList(in.Settings.OverrideGroups)),
 			item(keySoakSeconds, num(in.Settings.SoakSeconds)),
+			item(keyContainer, b.str(in.Settings.Container)),
 		)),
 		item(keyOld, old),
 		item(keyNew, b.summaryTerm(&in.New)),
 		item(keyChange, b.changeTerm(&in.Change)),
 		item(keyCanary, b.canaryTerm(&in.Canary)),
 		item(keyPods, pods),
+		item(keyKeys, b.keysTerm(&in.Keys)),
+	)
+}
+
+// Every real input carries the same keys, so their object is built once.
+var (
+	annotationKeys     = AnnotationKeys()
+	annotationKeysTerm = (&termBuilder{}).buildKeys(&annotationKeys)
+)
+
+func (b *termBuilder) keysTerm(k *Keys) *ast.Term {
+	if *k == annotationKeys {
+		return annotationKeysTerm
+	}
+	return b.buildKeys(k)
+}
+
+func (b *termBuilder) buildKeys(k *Keys) *ast.Term {
+	return ast.ObjectTerm(
+		item(keyEnforcement, b.str(k.Enforcement)),
+		item(keyOverrideReason, b.str(k.OverrideReason)),
+		item(keyOverrideUsed, b.str(k.OverrideUsed)),
+		item(keyCanary, b.str(k.Canary)),
+		item(keyReplaceProfile, b.str(k.ReplaceProfile)),
 	)
 }
 
@@ -266,7 +296,7 @@ func (b *termBuilder) podTerm(p *Pod) *ast.Term {
 // stringCount is about how many string terms inputValue needs, so that one slab holds them.
 // A short count only costs another slab.
 func stringCount(in *Input) int {
-	n := 12 + len(in.User.Groups) + len(in.Settings.OverrideGroups) + len(in.Change.ConfigPaths) +
+	n := 13 + len(in.User.Groups) + len(in.Settings.OverrideGroups) + len(in.Change.ConfigPaths) +
 		2*len(in.New.Annotations) + 7*len(in.Pods)
 	if in.Old != nil {
 		n += 8 + 2*len(in.Old.Annotations)

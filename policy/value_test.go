@@ -75,6 +75,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 		"every field set":                          full,
 		"a zero input, with null lists and no old": {},
 		"a realistic version change":               versionChange(),
+		"the keys of a built input":                {Keys: AnnotationKeys()},
 		"empty but non-nil lists and maps": {
 			User:     User{Groups: []string{}},
 			Settings: Settings{OverrideGroups: []string{}},

@@ -466,3 +466,30 @@ func openCanaryNoStatus() *appsv1.StatefulSet {
 	sts.Status = appsv1.StatefulSetStatus{}
 	return sts
 }
+
+// The fix command of missing-canary patches the product container the server guards,
+// named by --container, not the chart's default.
+func TestMissingCanaryNamesTheConfiguredContainer(t *testing.T) {
+	rename := func(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+		for i := range sts.Spec.Template.Spec.Containers {
+			if c := &sts.Spec.Template.Spec.Containers[i]; c.Name == fixture.Container {
+				c.Name = "directory"
+			}
+		}
+		return sts
+	}
+	g := newGuard(t, func(c *policy.Config) { c.Diff.Container = "directory" })
+	old := rename(fixture.Live())
+	nw := rename(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"))
+	// Validated as if the mutating webhook had not run: no canary partition.
+	v, err := g.Validate(context.Background(), &policy.Request{Operation: "UPDATE", Old: old, New: nw, User: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Allowed || len(v.Reasons) != 1 || !strings.HasPrefix(v.Reasons[0], "[missing-canary] ") {
+		t.Fatalf("want a missing-canary denial, got %+v", v)
+	}
+	if want := `"containers":[{"name":"directory","image":"`; !strings.Contains(v.Reasons[0], want) {
+		t.Errorf("the fix command does not patch the configured container:\n%s\nwant it to contain %s", v.Reasons[0], want)
+	}
+}

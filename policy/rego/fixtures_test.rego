@@ -24,6 +24,16 @@ settings := {
 	"single_replica": "warn",
 	"override_groups": ["pdguard-admins"],
 	"soak_seconds": 60,
+	"container": "pingdirectory",
+}
+
+# What Go sends in input.keys (policy.AnnotationKeys).
+keys := {
+	"enforcement": "pdguard.io/enforcement",
+	"override_reason": "pdguard.io/override-reason",
+	"override_used": "pdguard.io/override-used",
+	"canary": "pdguard.io/canary",
+	"replace_profile": "pdguard.io/replace-profile",
 }
 
 live := {
@@ -91,6 +101,7 @@ request := {
 	"change": {"version_changed": false, "config_paths": null, "version_order": 0, "reverts_canary": false},
 	"canary": {"open": false, "stable_image": stable_image, "record": null},
 	"pods": [stable_pod(0), stable_pod(1)],
+	"keys": keys,
 }
 
 # helm upgrade --set pingdirectory.image.tag=10.2.0.0-latest, before pdguard's mutation.

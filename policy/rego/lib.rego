@@ -3,7 +3,9 @@
 # two webhooks never disagree about a rollout.
 package pdguard.lib
 
-product_container := "pingdirectory"
+# The product container's name (the --container flag) and pdguard's annotation keys come
+# from Go, which owns them.
+product_container := input.settings.container
 
 default is_update := false
 
@@ -36,8 +38,8 @@ else := concat("", ["pods ", concat(", ", [pod_name(i) | some i in numbers.range
 
 # verdict_command(i) prints the replace-profile verdict of the pod with ordinal i.
 verdict_command(i) := sprintf(
-	"kubectl -n %s get pod %s-%d -o jsonpath='{.metadata.annotations.pdguard\\.io/replace-profile}'",
-	[input.namespace, input.name, i],
+	"kubectl -n %s get pod %s-%d -o jsonpath='{.metadata.annotations.%s}'",
+	[input.namespace, input.name, i, replace(input.keys.replace_profile, ".", "\\.")],
 )
 
 # Mode and override are evaluated on every request, so their rules read the input
@@ -51,12 +53,12 @@ default setting_level := 2
 setting_level := {"dryrun": 0, "warn": 1, "enforce": 2}[input.settings.enforcement]
 
 annotation_levels contains level if {
-	raw := input.new.annotations["pdguard.io/enforcement"]
+	raw := input.new.annotations[input.keys.enforcement]
 	level := {"dryrun": 0, "warn": 1, "enforce": 2}[lower(trim_space(raw))]
 }
 
 annotation_levels contains level if {
-	raw := input.old.annotations["pdguard.io/enforcement"]
+	raw := input.old.annotations[input.keys.enforcement]
 	level := {"dryrun": 0, "warn": 1, "enforce": 2}[lower(trim_space(raw))]
 }
 
@@ -65,12 +67,12 @@ annotation_levels contains level if {
 mode := ["dryrun", "warn", "enforce"][max(annotation_levels | {setting_level})]
 
 invalid_enforcement_values contains raw if {
-	raw := input.new.annotations["pdguard.io/enforcement"]
+	raw := input.new.annotations[input.keys.enforcement]
 	not lower(trim_space(raw)) in {"dryrun", "warn", "enforce"}
 }
 
 override_reason := reason if {
-	reason := trim_space(input.new.annotations["pdguard.io/override-reason"])
+	reason := trim_space(input.new.annotations[input.keys.override_reason])
 	reason != ""
 } else := reason if {
 	reason := trim_space(override_used.reason)
@@ -82,20 +84,20 @@ override_reason := reason if {
 # in this request only. So an override counts once, for the change it was needed for,
 # however long the annotation had been waiting on the object.
 override_used := used if {
-	raw := input.new.annotations["pdguard.io/override-used"]
+	raw := input.new.annotations[input.keys.override_used]
 	raw != old_override_used
 	used := json.unmarshal(raw)
 	is_object(used)
 }
 
-old_override_used := object.get(input.old, ["annotations", "pdguard.io/override-used"], "") if is_object(input.old)
+old_override_used := object.get(input.old, ["annotations", input.keys.override_used], "") if is_object(input.old)
 
 else := ""
 
 # Cheaper than override_reason on the common path: two lookups, no trimming or parsing.
 no_override_annotation if {
-	object.get(input.new, ["annotations", "pdguard.io/override-reason"], "") == ""
-	object.get(input.new, ["annotations", "pdguard.io/override-used"], "") == old_override_used
+	object.get(input.new, ["annotations", input.keys.override_reason], "") == ""
+	object.get(input.new, ["annotations", input.keys.override_used], "") == old_override_used
 }
 
 plain_enforce if {
@@ -132,15 +134,15 @@ groups_text := sprintf("[%s]", [concat(", ", override_groups)])
 default override_note := ""
 
 override_note := sprintf(
-	" The pdguard.io/override-reason annotation was ignored because user %s is not in groups %s.",
-	[input.user.username, groups_text],
+	" The %s annotation was ignored because user %s is not in groups %s.",
+	[input.keys.override_reason, input.user.username, groups_text],
 ) if override_ignored
 
 break_glass_text := "break-glass overrides are disabled on this cluster (no override groups are configured)" if count(override_groups) == 0
 
 else := sprintf(
-	"break-glass: a member of %s can run kubectl -n %s annotate --overwrite statefulset %s pdguard.io/override-reason=\"<ticket and why>\" and retry (the override is used up by the change it lets through)",
-	[groups_text, input.namespace, input.name],
+	"break-glass: a member of %s can run kubectl -n %s annotate --overwrite statefulset %s %s=\"<ticket and why>\" and retry (the override is used up by the change it lets through)",
+	[groups_text, input.namespace, input.name, input.keys.override_reason],
 )
 
 # Images.

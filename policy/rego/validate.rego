@@ -217,12 +217,12 @@ else := sprintf("no PingDirectory version can be read from %s", [concat(" or ", 
 
 advisory contains {"rule": "invalid-enforcement-annotation", "message": msg} if {
 	input.operation == "UPDATE"
-	raw := input.new.annotations["pdguard.io/enforcement"]
+	raw := input.new.annotations[input.keys.enforcement]
 	lib.is_update
 	raw in lib.invalid_enforcement_values
 	msg := sprintf(
-		"the pdguard.io/enforcement annotation on StatefulSet %s is %q, which is not one of enforce, warn, dryrun, so it is ignored and the effective mode is %s. Fix it with kubectl -n %s annotate statefulset %s --overwrite pdguard.io/enforcement=%s.",
-		[lib.object_name, raw, lib.mode, input.namespace, input.name, lib.mode],
+		"the %s annotation on StatefulSet %s is %q, which is not one of enforce, warn, dryrun, so it is ignored and the effective mode is %s. Fix it with kubectl -n %s annotate statefulset %s --overwrite %s=%s.",
+		[input.keys.enforcement, lib.object_name, raw, lib.mode, input.namespace, input.name, input.keys.enforcement, lib.mode],
 	)
 }
 
@@ -248,13 +248,13 @@ override_finding := {"rule": "override", "message": msg} if {
 	count(violations) > 0
 	via := sort({p | some p in lib.override_principals; p in lib.override_groups})
 	msg := sprintf(
-		"%spdguard's rules are lifted for this change of StatefulSet %s (%s may override through %s), so %d violation(s) are reported as warnings only. The override is used up by this change: pdguard moves its reason to the pdguard.io/override-used annotation, and later changes are guarded again.",
-		[lib.override_prefix, lib.object_name, input.user.username, concat(", ", via), count(violations)],
+		"%spdguard's rules are lifted for this change of StatefulSet %s (%s may override through %s), so %d violation(s) are reported as warnings only. The override is used up by this change: pdguard moves its reason to the %s annotation, and later changes are guarded again.",
+		[lib.override_prefix, lib.object_name, input.user.username, concat(", ", via), count(violations), input.keys.override_used],
 	)
 } else := {"rule": "override", "message": msg} if {
 	msg := sprintf(
-		"pdguard.io/override-reason on StatefulSet %s is armed (reason: %s): nothing in this change needs it, so it stays and lifts the rules, once, for the next change by a member of %s that does. Remove it if it is no longer needed: kubectl -n %s annotate statefulset %s pdguard.io/override-reason-",
-		[lib.object_name, lib.override_reason, lib.groups_text, input.namespace, input.name],
+		"%s on StatefulSet %s is armed (reason: %s): nothing in this change needs it, so it stays and lifts the rules, once, for the next change by a member of %s that does. Remove it if it is no longer needed: kubectl -n %s annotate statefulset %s %s-",
+		[input.keys.override_reason, lib.object_name, lib.override_reason, lib.groups_text, input.namespace, input.name, input.keys.override_reason],
 	)
 }
 

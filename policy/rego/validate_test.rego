@@ -67,6 +67,12 @@ test_a_version_change_without_a_partition_is_denied_with_the_partition_to_set if
 	contains(msg, `kubectl -n ping patch statefulset pd -p '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}},"template":{"spec":{"containers":[{"name":"pingdirectory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]}}}}'`)
 }
 
+test_the_missing_canary_fix_patches_the_configured_container if {
+	r := validate.result with input as object.union(fixtures.version_change, {"settings": {"container": "directory"}})
+	denied_by(r, "missing-canary")
+	contains(r.denials[0].message, `"containers":[{"name":"directory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]`)
+}
+
 test_the_missing_partition_follows_the_canary_replicas_setting if {
 	r := validate.result with input as object.union(fixtures.version_change, {
 		"old": {"replicas": 5},
