@@ -190,7 +190,7 @@ func (g *Guard) patchFor(req *policy.Request, in *policy.Input, d policy.Mutatio
 		current, has := rollout.Partition(sts)
 		if !has || current != *d.Partition {
 			if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-				return nil, fmt.Errorf("statefulset %s/%s uses updateStrategy OnDelete, which has no partition: set updateStrategy.type to RollingUpdate so pdguard can pin a canary", sts.Namespace, sts.Name)
+				return nil, &RefusedError{Reason: fmt.Sprintf("the image change of StatefulSet %s/%s cannot get a canary because its updateStrategy is OnDelete, which has no partition. Set updateStrategy.type to RollingUpdate (the ping-devops chart's default) and retry, so pdguard can hold every pod but the canary on the stable version", sts.Namespace, sts.Name)}
 			}
 			switch {
 			case sts.Spec.UpdateStrategy.RollingUpdate != nil:
@@ -282,6 +282,10 @@ type CheckResult struct {
 // Check runs the mutating then the validating decision on one request.
 func (g *Guard) Check(ctx context.Context, req *policy.Request) (*CheckResult, error) {
 	m, err := g.Mutate(ctx, req)
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		return &CheckResult{Allowed: false, Patch: []jsonpatch.JsonPatchOperation{}, Rules: []string{}, Reasons: []string{refused.Reason}, Warnings: []string{}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -325,3 +329,10 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// RefusedError is a deterministic refusal found while applying a decision: the request
+// can never be admitted as it is, so it is denied with the reason rather than answered as
+// an error to retry.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return e.Reason }

@@ -8,6 +8,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -106,6 +107,13 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 
 	if h.Phase == "mutate" {
 		res, err := h.Guard.Mutate(ctx, gr)
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			d.Outcome, d.Reasons = audit.Denied, []string{refused.Reason}
+			resp := admission.Denied("pdguard: " + refused.Reason)
+			resp.Result.Reason = metav1.StatusReasonForbidden
+			return resp
+		}
 		if err != nil {
 			d.Outcome, d.Err = audit.Errored, err
 			return undecided(err)

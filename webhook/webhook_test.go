@@ -104,6 +104,12 @@ func TestHandlers(t *testing.T) {
 		wantMessage string // substring of the denial message
 		wantWarning string
 	}{
+		"an image change of an OnDelete StatefulSet is denied with what to change, not answered as an error": {
+			phase: "mutate", op: admissionv1.Update,
+			old:         func() runtime.Object { return onDelete(fixture.Live()) },
+			new:         func() runtime.Object { return onDelete(fixture.WithTag(fixture.Live(), "9.1.0.0-latest")) },
+			wantMessage: "updateStrategy is OnDelete, which has no partition. Set updateStrategy.type to RollingUpdate",
+		},
 		"the mutating webhook pins a canary on a helm upgrade that changes the tag": {
 			phase: "mutate", op: admissionv1.Update,
 			old:         func() runtime.Object { return fixture.Live() },
@@ -215,4 +221,9 @@ func FuzzAdmissionReview(f *testing.F) {
 			}
 		}
 	})
+}
+
+func onDelete(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+	sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	return sts
 }
