@@ -51,33 +51,11 @@ func annotationPatch(value string) []byte {
 // grantPodPatch gives user pods get/list/patch in the namespace, nothing on StatefulSets.
 func (g *guarded) grantPodPatch(user string) *rest.Config {
 	g.t.Helper()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "pod-patcher"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch"}}},
-	}
-	if _, err := env.admin.RbacV1().Roles(g.ns).Create(g.ctx, role, metav1.CreateOptions{}); err != nil {
-		g.t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "pod-patcher-" + user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}
-	if _, err := env.admin.RbacV1().RoleBindings(g.ns).Create(g.ctx, binding, metav1.CreateOptions{}); err != nil {
-		g.t.Fatal(err)
-	}
+	g.grant(user, "pod-patcher", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch"}})
 	cfg, err := env.cp.ConfigFor(user, "developers")
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	g.eventually("RBAC to let "+user+" patch pods", func() (bool, string) {
-		_, err := cs.CoreV1().Pods(g.ns).Patch(g.ctx, podName(0), types.MergePatchType, []byte(`{"metadata":{"labels":{"rbac-probe":"ok"}}}`), metav1.PatchOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
 	return cfg
 }
 

@@ -576,31 +576,35 @@ func (g *guarded) describe() {
 // grantStatefulSetEdit lets user read and change StatefulSets in the namespace, nothing
 // more, and waits until the apiserver's authorizer knows.
 func (g *guarded) grantStatefulSetEdit(user string) {
+	g.grant(user, "statefulset-editor", rbacv1.PolicyRule{
+		APIGroups: []string{"apps"}, Resources: []string{"statefulsets"},
+		Verbs: []string{"get", "list", "watch", "update", "patch"},
+	})
+}
+
+// grant binds user to a Role of one rule in the namespace and waits until the
+// apiserver's authorizer allows the rule's last verb on its first resource.
+func (g *guarded) grant(user, role string, rule rbacv1.PolicyRule) {
 	g.t.Helper()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "statefulset-editor"},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{"apps"}, Resources: []string{"statefulsets"},
-			Verbs: []string{"get", "list", "watch", "update", "patch"},
-		}},
-	}
-	if _, err := env.admin.RbacV1().Roles(g.ns).Create(g.ctx, role, metav1.CreateOptions{}); err != nil {
+	r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: role}, Rules: []rbacv1.PolicyRule{rule}}
+	if _, err := env.admin.RbacV1().Roles(g.ns).Create(g.ctx, r, metav1.CreateOptions{}); err != nil {
 		g.t.Fatal(err)
 	}
 	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "statefulset-editor-" + user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		ObjectMeta: metav1.ObjectMeta{Name: role + "-" + user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	}
 	if _, err := env.admin.RbacV1().RoleBindings(g.ns).Create(g.ctx, binding, metav1.CreateOptions{}); err != nil {
 		g.t.Fatal(err)
 	}
-	g.eventually("RBAC to let "+user+" patch statefulsets", func() (bool, string) {
+	verb, resource := rule.Verbs[len(rule.Verbs)-1], rule.Resources[0]
+	g.eventually("RBAC to let "+user+" "+verb+" "+resource, func() (bool, string) {
 		review, err := env.admin.AuthorizationV1().SubjectAccessReviews().Create(g.ctx, &authorizationv1.SubjectAccessReview{
 			Spec: authorizationv1.SubjectAccessReviewSpec{
 				User: user,
 				ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Namespace: g.ns, Verb: "patch", Group: "apps", Resource: "statefulsets", Name: g.name,
+					Namespace: g.ns, Verb: verb, Group: rule.APIGroups[0], Resource: resource,
 				},
 			},
 		}, metav1.CreateOptions{})
