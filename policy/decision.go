@@ -7,7 +7,23 @@ type Finding struct {
 	Message string `json:"message"`
 }
 
-// Mutation is what data.pdguard.mutate.result returns.
+// String is the finding as users see it in responses and logs: "[rule] message".
+func (f Finding) String() string { return "[" + f.Rule + "] " + f.Message }
+
+// Messages formats findings with String; nil when there are none.
+func Messages(findings []Finding) []string {
+	if len(findings) == 0 {
+		return nil
+	}
+	out := make([]string, len(findings))
+	for i, f := range findings {
+		out[i] = f.String()
+	}
+	return out
+}
+
+// Mutation is what data.pdguard.framework.mutate_result returns: the mutate rules' change
+// and advisories with the mode and the override already applied.
 type Mutation struct {
 	// Partition, when set, is the partition the object must carry.
 	Partition *int32 `json:"partition"`
@@ -17,13 +33,20 @@ type Mutation struct {
 	CloseCanary bool `json:"close_canary"`
 	// Fired lists the rules that changed the object, with what they did and why.
 	Fired []Finding `json:"fired"`
-	// Warnings are shown to the user without changing anything.
+	// Warnings are shown to the user without changing anything (empty in dryrun).
 	Warnings []Finding `json:"warnings"`
-	// Mode is the effective enforcement mode; only "enforce" applies the patch.
+	// Shown is everything the response shows: Fired then Warnings when Apply, else
+	// Warnings.
+	Shown []Finding `json:"shown"`
+	// Apply is true when Go must apply Partition, RecordCanary and CloseCanary, and spend
+	// an override the change needs (enforce mode only).
+	Apply bool `json:"apply"`
+	// Mode is the effective enforcement mode, for logs and audit.
 	Mode string `json:"mode"`
 }
 
-// Validation is what data.pdguard.validate.result returns.
+// Validation is what data.pdguard.framework.validate_result returns: the validate rules'
+// findings with the mode and the override already applied.
 type Validation struct {
 	Allowed bool `json:"allowed"`
 	// Denials are the violations that deny this request (empty when Allowed).

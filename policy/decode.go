@@ -12,8 +12,8 @@ import (
 // half-read decision.
 
 const (
-	mutateQuery   = "data.pdguard.mutate.result"
-	validateQuery = "data.pdguard.validate.result"
+	mutateQuery   = "data.pdguard.framework.mutate_result"
+	validateQuery = "data.pdguard.framework.validate_result"
 )
 
 func decodeMutation(v ast.Value) (Mutation, error) {
@@ -41,6 +41,12 @@ func decodeMutation(v ast.Value) (Mutation, error) {
 		return m, err
 	}
 	if m.Warnings, err = findingsField(obj, keyWarnings, mutateQuery); err != nil {
+		return m, err
+	}
+	if m.Shown, err = findingsField(obj, keyShown, mutateQuery); err != nil {
+		return m, err
+	}
+	if m.Apply, err = boolField(obj, keyApply, mutateQuery); err != nil {
 		return m, err
 	}
 	if m.Mode, err = modeField(obj, mutateQuery); err != nil {

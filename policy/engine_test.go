@@ -246,7 +246,7 @@ func TestReloadRejectsABrokenModuleSetAndKeepsTheLastGoodOne(t *testing.T) {
 			want:   "not an object with rule and message",
 		},
 		"a rule that redefines the result": {
-			module: "package pdguard.mutate\n\nresult := {\"partition\": 0}\n",
+			module: "package pdguard.framework\n\nmutate_result := {\"partition\": 0}\n",
 			want:   "result",
 		},
 		"a module without Rego v1 keywords": {
@@ -430,11 +430,11 @@ func TestEvaluationErrorsAreReported(t *testing.T) {
 		want   string
 	}{
 		"an undefined result": {
-			module: "package pdguard.mutate\n\nresult := 1 if false\n",
-			want:   "data.pdguard.mutate.result is undefined",
+			module: "package pdguard.framework\n\nmutate_result := 1 if false\n",
+			want:   mutateQuery + " is undefined",
 		},
 		"conflicting values": {
-			module: "package pdguard.mutate\n\nresult := 1 if input.operation\nresult := 2 if input.operation\n",
+			module: "package pdguard.framework\n\nmutate_result := 1 if input.operation\nmutate_result := 2 if input.operation\n",
 			want:   "conflict",
 		},
 	}
@@ -466,7 +466,7 @@ func TestEvaluationErrorsAreReported(t *testing.T) {
 func TestDecodeRejectsResultsOfTheWrongShape(t *testing.T) {
 	const goodFinding = `{"rule": "r", "message": "m"}`
 	mutation := func(partition, fired, mode string) string {
-		return `{"partition": ` + partition + `, "record_canary": true, "close_canary": false, "fired": ` + fired + `, "warnings": [], "mode": ` + mode + `}`
+		return `{"partition": ` + partition + `, "record_canary": true, "close_canary": false, "fired": ` + fired + `, "warnings": [], "shown": [], "apply": true, "mode": ` + mode + `}`
 	}
 	validation := func(allowed, denials string) string {
 		return `{"allowed": ` + allowed + `, "denials": ` + denials + `, "warnings": [], "violations": [], "mode": "enforce", "overridden": false}`

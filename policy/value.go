@@ -88,6 +88,8 @@ var (
 	keyDenials      = ast.StringTerm("denials")
 	keyViolations   = ast.StringTerm("violations")
 	keyOverridden   = ast.StringTerm("overridden")
+	keyShown        = ast.StringTerm("shown")
+	keyApply        = ast.StringTerm("apply")
 )
 
 func item(k, v *ast.Term) [2]*ast.Term { return [2]*ast.Term{k, v} }

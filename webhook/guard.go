@@ -72,32 +72,14 @@ func (g *Guard) Mutate(ctx context.Context, req *policy.Request) (*MutateResult,
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	res := &MutateResult{Mode: d.Mode, Decision: d, Rules: []string{}}
-	for _, f := range d.Fired {
-		res.Rules = append(res.Rules, f.Rule)
-	}
-	for _, f := range d.Warnings {
-		res.Rules = append(res.Rules, f.Rule)
-	}
-	res.Rules = dedupe(res.Rules)
-	switch d.Mode {
-	case "enforce":
-		for _, f := range d.Fired {
-			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
-		}
-		for _, f := range d.Warnings {
-			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
-		}
+	res := &MutateResult{Mode: d.Mode, Decision: d, Rules: ruleIDs(d.Fired, d.Warnings), Warnings: policy.Messages(d.Shown)}
+	if d.Apply {
 		res.Patch, err = g.patchFor(req, in, d)
 		if err != nil {
 			return nil, err
 		}
 		if err := g.consumeOverride(ctx, req, res); err != nil {
 			return nil, err
-		}
-	case "warn":
-		for _, f := range d.Warnings {
-			res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
 		}
 	}
 	return res, nil
@@ -117,24 +99,27 @@ func (g *Guard) Validate(ctx context.Context, req *policy.Request) (*ValidateRes
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	res := &ValidateResult{Allowed: d.Allowed, Mode: d.Mode, Decision: d, Rules: []string{}}
+	res := &ValidateResult{
+		Allowed: d.Allowed, Mode: d.Mode, Decision: d,
+		Rules:    ruleIDs(d.Violations, d.Warnings),
+		Reasons:  policy.Messages(d.Denials),
+		Warnings: policy.Messages(d.Warnings),
+	}
 	if d.Allowed && in.Proof != nil {
 		res.Proof = in.Proof
 	}
-	for _, f := range d.Violations {
-		res.Rules = append(res.Rules, f.Rule)
-	}
-	for _, f := range d.Warnings {
-		res.Rules = append(res.Rules, f.Rule)
-	}
-	res.Rules = dedupe(res.Rules)
-	for _, f := range d.Denials {
-		res.Reasons = append(res.Reasons, "["+f.Rule+"] "+f.Message)
-	}
-	for _, f := range d.Warnings {
-		res.Warnings = append(res.Warnings, "["+f.Rule+"] "+f.Message)
-	}
 	return res, nil
+}
+
+// ruleIDs lists the rules behind the findings, each once, in order.
+func ruleIDs(lists ...[]policy.Finding) []string {
+	var ids []string
+	for _, l := range lists {
+		for _, f := range l {
+			ids = append(ids, f.Rule)
+		}
+	}
+	return dedupe(ids)
 }
 
 // consumeOverride spends an override that this request needs: when the validating

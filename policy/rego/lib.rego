@@ -1,6 +1,6 @@
-# Helpers shared by the mutate and validate entry points: the effective enforcement mode,
-# the break-glass override, the canary partition and the wording both phases reuse so the
-# two webhooks never disagree about a rollout.
+# Helpers shared by the mutate and validate rules: the canary partition, the images and
+# the wording both phases reuse so the two webhooks never disagree about a rollout. The
+# effective mode and the override are worked out in framework.rego, not here.
 package pdguard.lib
 
 # The product container's name (the --container flag) and pdguard's annotation keys come
@@ -42,101 +42,10 @@ verdict_command(i) := sprintf(
 	[input.namespace, input.name, i, replace(input.keys.replace_profile, ".", "\\.")],
 )
 
-# Mode and override are evaluated on every request, so their rules read the input
-# directly with the constants written out: each rule OPA evaluates costs allocations.
-# Levels go from loosest to strictest, so the effective mode is the highest one asked for.
-
-# A server setting pdguard does not know must not loosen the guard. Go validates the flag,
-# so only annotations, typed by hand, are read leniently.
-default setting_level := 2
-
-setting_level := {"dryrun": 0, "warn": 1, "enforce": 2}[input.settings.enforcement]
-
-annotation_levels contains level if {
-	raw := input.new.annotations[input.keys.enforcement]
-	level := {"dryrun": 0, "warn": 1, "enforce": 2}[lower(trim_space(raw))]
-}
-
-annotation_levels contains level if {
-	raw := input.old.annotations[input.keys.enforcement]
-	level := {"dryrun": 0, "warn": 1, "enforce": 2}[lower(trim_space(raw))]
-}
-
-# Taking the strictest of the setting, the live object and the request means a request
-# cannot loosen its own checks: loosening only takes effect on the next request.
-mode := ["dryrun", "warn", "enforce"][max(annotation_levels | {setting_level})]
-
-invalid_enforcement_values contains raw if {
-	raw := input.new.annotations[input.keys.enforcement]
-	not lower(trim_space(raw)) in {"dryrun", "warn", "enforce"}
-}
-
-override_reason := reason if {
-	reason := trim_space(input.new.annotations[input.keys.override_reason])
-	reason != ""
-} else := reason if {
-	reason := trim_space(override_used.reason)
-	reason != ""
-}
-
-# When an override lifts a rule, the mutating webhook takes the reason off the object and
-# records it in pdguard.io/override-used, which the validating webhook then sees change
-# in this request only. So an override counts once, for the change it was needed for,
-# however long the annotation had been waiting on the object.
-override_used := used if {
-	raw := input.new.annotations[input.keys.override_used]
-	raw != old_override_used
-	used := json.unmarshal(raw)
-	is_object(used)
-}
-
-old_override_used := object.get(input.old, ["annotations", input.keys.override_used], "") if is_object(input.old)
-
-else := ""
-
-# Cheaper than override_reason on the common path: two lookups, no trimming or parsing.
-no_override_annotation if {
-	object.get(input.new, ["annotations", input.keys.override_reason], "") == ""
-	object.get(input.new, ["annotations", input.keys.override_used], "") == old_override_used
-}
-
-plain_enforce if {
-	mode == "enforce"
-	no_override_annotation
-}
-
-# The booleans have defaults so that callers test them with == false: a negated rule
-# costs OPA a nested evaluation.
-default override_authorized := false
-
-override_authorized if {
-	override_reason
-	some p in override_principals
-	p in override_groups
-}
-
-default override_ignored := false
-
-override_ignored if {
-	override_reason
-	override_authorized == false
-}
-
+# The groups (and user names) that may override pdguard's rules, for messages.
 override_groups := sort({g | some g in list(input.settings.override_groups)})
 
-override_principals := {input.user.username} | {g | some g in list(input.user.groups)}
-
-override_prefix := sprintf("overridden by %s (reason: %s): ", [input.user.username, override_reason])
-
 groups_text := sprintf("[%s]", [concat(", ", override_groups)])
-
-# Appended to every denial so a user who asked for an override learns why it did not count.
-default override_note := ""
-
-override_note := sprintf(
-	" The %s annotation was ignored because user %s is not in groups %s.",
-	[input.keys.override_reason, input.user.username, groups_text],
-) if override_ignored
 
 break_glass_text := "break-glass overrides are disabled on this cluster (no override groups are configured)" if count(override_groups) == 0
 

@@ -1,8 +1,8 @@
 package pdguard.lib_test
 
 import data.pdguard.fixtures
+import data.pdguard.framework
 import data.pdguard.lib
-import data.pdguard.validate
 
 annotated_both(req, old_value, new_value) := object.union(req, {
 	"old": {"annotations": {"pdguard.io/enforcement": old_value}},
@@ -10,35 +10,35 @@ annotated_both(req, old_value, new_value) := object.union(req, {
 })
 
 test_the_setting_is_the_mode_without_annotations if {
-	lib.mode == "warn" with input as fixtures.enforcement(fixtures.request, "warn")
+	framework.mode == "warn" with input as fixtures.enforcement(fixtures.request, "warn")
 }
 
 test_an_annotation_on_new_can_tighten_the_mode if {
-	lib.mode == "enforce" with input as fixtures.annotated(fixtures.enforcement(fixtures.request, "dryrun"), "pdguard.io/enforcement", "enforce")
+	framework.mode == "enforce" with input as fixtures.annotated(fixtures.enforcement(fixtures.request, "dryrun"), "pdguard.io/enforcement", "enforce")
 }
 
 test_an_annotation_on_new_cannot_loosen_the_mode if {
-	lib.mode == "enforce" with input as fixtures.annotated(fixtures.request, "pdguard.io/enforcement", "dryrun")
+	framework.mode == "enforce" with input as fixtures.annotated(fixtures.request, "pdguard.io/enforcement", "dryrun")
 }
 
 test_loosening_the_annotation_takes_effect_on_the_next_request if {
-	lib.mode == "warn" with input as annotated_both(fixtures.enforcement(fixtures.request, "dryrun"), "warn", "dryrun")
-	lib.mode == "dryrun" with input as annotated_both(fixtures.enforcement(fixtures.request, "dryrun"), "dryrun", "dryrun")
+	framework.mode == "warn" with input as annotated_both(fixtures.enforcement(fixtures.request, "dryrun"), "warn", "dryrun")
+	framework.mode == "dryrun" with input as annotated_both(fixtures.enforcement(fixtures.request, "dryrun"), "dryrun", "dryrun")
 }
 
 test_annotation_values_are_read_leniently if {
-	lib.mode == "enforce" with input as fixtures.annotated(fixtures.enforcement(fixtures.request, "warn"), "pdguard.io/enforcement", " Enforce ")
+	framework.mode == "enforce" with input as fixtures.annotated(fixtures.enforcement(fixtures.request, "warn"), "pdguard.io/enforcement", " Enforce ")
 }
 
 test_an_unknown_setting_counts_as_enforce if {
-	lib.mode == "enforce" with input as fixtures.enforcement(fixtures.request, "audit")
-	lib.mode == "enforce" with input as fixtures.enforcement(fixtures.request, "")
+	framework.mode == "enforce" with input as fixtures.enforcement(fixtures.request, "audit")
+	framework.mode == "enforce" with input as fixtures.enforcement(fixtures.request, "")
 }
 
 test_an_unknown_annotation_is_ignored_with_an_advisory if {
 	req := fixtures.annotated(fixtures.enforcement(fixtures.request, "warn"), "pdguard.io/enforcement", "strict")
-	lib.mode == "warn" with input as req
-	r := validate.result with input as req
+	framework.mode == "warn" with input as req
+	r := framework.validate_result with input as req
 	r.allowed
 	fixtures.rules(r.warnings) == ["invalid-enforcement-annotation"]
 	contains(r.warnings[0].message, `is "strict", which is not one of enforce, warn, dryrun, so it is ignored and the effective mode is warn`)
@@ -47,23 +47,23 @@ test_an_unknown_annotation_is_ignored_with_an_advisory if {
 
 test_an_unknown_annotation_only_on_old_is_being_fixed_and_says_nothing if {
 	req := object.union(fixtures.request, {"old": {"annotations": {"pdguard.io/enforcement": "strict"}}})
-	r := validate.result with input as req
+	r := framework.validate_result with input as req
 	allowed_quietly(r)
 }
 
 test_an_unknown_annotation_in_dryrun_says_nothing if {
 	req := fixtures.annotated(fixtures.enforcement(fixtures.request, "dryrun"), "pdguard.io/enforcement", "strict")
-	r := validate.result with input as req
+	r := framework.validate_result with input as req
 	r.warnings == []
 }
 
 test_the_mode_is_reported_on_create if {
-	lib.mode == "warn" with input as fixtures.annotated(fixtures.enforcement(fixtures.create, "dryrun"), "pdguard.io/enforcement", "warn")
+	framework.mode == "warn" with input as fixtures.annotated(fixtures.enforcement(fixtures.create, "dryrun"), "pdguard.io/enforcement", "warn")
 }
 
 test_null_lists_in_the_input_are_empty if {
 	req := object.union(fixtures.request, {"user": {"groups": null}, "settings": {"override_groups": null}, "pods": null})
-	lib.override_principals == {"alice"} with input as req
+	framework.override_principals == {"alice"} with input as req
 	lib.override_groups == [] with input as req
 }
 

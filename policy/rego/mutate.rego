@@ -1,6 +1,7 @@
 # The mutating webhook's decisions: the canary partition injected into a version change,
-# and the live partition kept while a canary is open. Go applies the partition only in
-# enforce mode; every mode computes the same findings so dryrun can log them.
+# and the live partition kept while a canary is open. The rules here only find: change is
+# the one change a request needs, in every mode, and framework.rego decides whether it is
+# applied, reported or lifted by an override.
 #
 # Modules from the policy directory may add warnings with
 #   advisory contains {"rule": "...", "message": "..."} if { ... }
@@ -124,68 +125,3 @@ advisory contains {"rule": "single-replica", "message": msg} if {
 		[lib.object_name, input.new.replicas, input.old.image.ref, input.new.image.ref],
 	)
 }
-
-# An authorized override lifts the mutation entirely.
-default applied := {}
-
-applied := change if lib.override_authorized == false
-
-default fired := []
-
-fired := [{"rule": applied.rule, "message": concat("", [applied.message, lib.override_note])}] if applied.rule
-
-advisories := [a | some a in advisory]
-
-# In warn mode the user sees what enforce mode would have changed; under an override, what
-# it did not change. The definitions exclude each other on override_authorized.
-default change_warnings := []
-
-change_warnings := [{"rule": f.rule, "message": msg} |
-	some f in fired
-	msg := sprintf("enforcement mode is warn, so this request was not changed; in enforce mode %s", [f.message])
-] if {
-	lib.mode == "warn"
-	lib.override_authorized == false
-}
-
-change_warnings := [{"rule": change.rule, "message": msg}] if {
-	lib.override_authorized
-	msg := concat("", [lib.override_prefix, "this request was not changed; without the override ", change.message])
-}
-
-# dryrun shows the user nothing; Go logs fired instead.
-warnings := array.concat(change_warnings, advisories) if lib.mode != "dryrun"
-
-else := []
-
-full_result := {
-	"partition": object.get(applied, "partition", null),
-	"record_canary": object.get(applied, "record_canary", false),
-	"close_canary": object.get(applied, "close_canary", false),
-	"fired": fired,
-	"warnings": warnings,
-	"mode": lib.mode,
-}
-
-# Most requests run in enforce mode without an override: their result needs none of the
-# wording above, so it is built directly. Equal to full_result (see mutate_test.rego).
-result := {
-	"partition": c.partition,
-	"record_canary": c.record_canary,
-	"close_canary": c.close_canary,
-	"fired": [{"rule": c.rule, "message": c.message}],
-	"warnings": advisories,
-	"mode": "enforce",
-} if {
-	lib.plain_enforce
-	c := change
-} else := {
-	"partition": null,
-	"record_canary": false,
-	"close_canary": false,
-	"fired": [],
-	"warnings": advisories,
-	"mode": "enforce",
-} if {
-	lib.plain_enforce
-} else := full_result

@@ -6,7 +6,8 @@
 #   violation contains {"rule": "my-rule", "message": "..."} if { ... }
 #   advisory contains {"rule": "my-advice", "message": "..."} if { ... }
 #
-# and its findings go through the same modes and override as the built-in ones.
+# and its findings go through the same modes and override as the built-in ones: the rules
+# here only find; framework.rego decides what a finding does in each mode.
 #
 # Rules open with input.x == constant conditions so that OPA's rule index skips them
 # without evaluating their bodies: this runs on every admission request.
@@ -214,103 +215,3 @@ unreadable_images := [sprintf("%s (tag %s)", [img.ref, lib.tag_or_ref(img)]) |
 unreadable_text := "pdguard could not compare the two versions" if count(unreadable_images) == 0
 
 else := sprintf("no PingDirectory version can be read from %s", [concat(" or ", unreadable_images)])
-
-advisory contains {"rule": "invalid-enforcement-annotation", "message": msg} if {
-	input.operation == "UPDATE"
-	raw := input.new.annotations[input.keys.enforcement]
-	lib.is_update
-	raw in lib.invalid_enforcement_values
-	msg := sprintf(
-		"the %s annotation on StatefulSet %s is %q, which is not one of enforce, warn, dryrun, so it is ignored and the effective mode is %s. Fix it with kubectl -n %s annotate statefulset %s --overwrite %s=%s.",
-		[input.keys.enforcement, lib.object_name, raw, lib.mode, input.namespace, input.name, input.keys.enforcement, lib.mode],
-	)
-}
-
-# Result.
-
-violations := [v | some v in violation]
-
-advisories := [a | some a in advisory]
-
-default override_active := false
-
-override_active if {
-	lib.override_authorized
-	lib.is_update
-}
-
-override_active if {
-	lib.override_authorized
-	count(violations) > 0
-}
-
-override_finding := {"rule": "override", "message": msg} if {
-	count(violations) > 0
-	via := sort({p | some p in lib.override_principals; p in lib.override_groups})
-	msg := sprintf(
-		"%spdguard's rules are lifted for this change of StatefulSet %s (%s may override through %s), so %d violation(s) are reported as warnings only. The override is used up by this change: pdguard moves its reason to the %s annotation, and later changes are guarded again.",
-		[lib.override_prefix, lib.object_name, input.user.username, concat(", ", via), count(violations), input.keys.override_used],
-	)
-} else := {"rule": "override", "message": msg} if {
-	msg := sprintf(
-		"%s on StatefulSet %s is armed (reason: %s): nothing in this change needs it, so it stays and lifts the rules, once, for the next change by a member of %s that does. Remove it if it is no longer needed: kubectl -n %s annotate statefulset %s %s-",
-		[input.keys.override_reason, lib.object_name, lib.override_reason, lib.groups_text, input.namespace, input.name, input.keys.override_reason],
-	)
-}
-
-default denials := []
-
-denials := [{"rule": v.rule, "message": concat("", [v.message, lib.override_note])} | some v in violations] if {
-	count(violations) > 0
-	lib.mode == "enforce"
-	override_active == false
-}
-
-default override_warnings := []
-
-override_warnings := [override_finding] if override_active
-
-# Violations an override let through, or that warn mode only reports. The definitions
-# exclude each other on override_active.
-default violation_warnings := []
-
-violation_warnings := [{"rule": v.rule, "message": concat("", [lib.override_prefix, v.message])} | some v in violations] if {
-	count(violations) > 0
-	override_active
-}
-
-violation_warnings := [{"rule": v.rule, "message": concat("", ["pdguard would deny: ", v.message, lib.override_note])} | some v in violations] if {
-	count(violations) > 0
-	lib.mode == "warn"
-	override_active == false
-}
-
-# In the order a reader needs them: the override, the violations, then the advisories.
-# dryrun shows the user nothing.
-warnings := array.concat(array.concat(override_warnings, violation_warnings), advisories) if lib.mode != "dryrun"
-
-else := []
-
-full_result := {
-	"allowed": count(denials) == 0,
-	"denials": denials,
-	"warnings": warnings,
-	"violations": violations,
-	"mode": lib.mode,
-	"overridden": override_active,
-}
-
-# Most requests break no rule and ask for no override: their result needs none of the
-# assembly above. Equal to full_result (see validate_test.rego).
-result := {
-	"allowed": true,
-	"denials": [],
-	"warnings": [],
-	"violations": [],
-	"mode": lib.mode,
-	"overridden": false,
-} if {
-	count(violations) == 0
-	count(advisories) == 0
-	lib.no_override_annotation
-} else := full_result
