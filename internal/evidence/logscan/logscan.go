@@ -17,26 +17,30 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
-// Verdict is the outcome of the last replace-profile attempt in a log.
+// Verdict is the outcome of the last replace-profile attempt in a log. Its values are
+// the rollout model's verdict words (internal/rollout), so a scan's verdict is the one
+// the evidence controller records.
 type Verdict string
 
 const (
 	// Succeeded: replace-profile finished, updated the server version as
 	// expected, the server started, and no failure marker appeared.
-	Succeeded Verdict = "Succeeded"
+	Succeeded Verdict = rollout.VerdictSucceeded
 	// Failed: the last attempt printed a failure marker, even if the server
 	// started afterwards.
-	Failed Verdict = "Failed"
+	Failed Verdict = rollout.VerdictFailed
 	// InProgress: replace-profile is planned or running but has not finished
 	// in this log.
-	InProgress Verdict = "InProgress"
+	InProgress Verdict = rollout.VerdictInProgress
 	// NotUpgraded: replace-profile finished without the expected
 	// "Updating the server version from <from> to <to>".
-	NotUpgraded Verdict = "NotUpgraded"
+	NotUpgraded Verdict = rollout.VerdictNotUpgraded
 	// Unknown: the log holds no replace-profile run at all.
-	Unknown Verdict = "Unknown"
+	Unknown Verdict = rollout.VerdictUnknown
 )
 
 // Valid reports whether v is one of the five verdicts.

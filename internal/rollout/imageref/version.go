@@ -1,6 +1,7 @@
 package imageref
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -30,6 +31,44 @@ func ParseVersion(tag string) Version {
 		}
 	}
 	return Version{Text: tag}
+}
+
+// ParsePrintedVersion reads a product version as the server prints it in its logs: four
+// dot-separated numbers such as 9.1.0.0, optionally followed by a build suffix
+// (9.1.0.0-GA, 9.1.0.0.20240930), which is ignored because the server prints it
+// inconsistently.
+func ParsePrintedVersion(s string) (Version, error) {
+	var parts [4]int64
+	rest := s
+	for i := range parts {
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 0 {
+			return Version{Text: s}, badPrintedVersion(s)
+		}
+		x, err := strconv.ParseUint(rest[:n], 10, 32)
+		if err != nil {
+			return Version{Text: s}, badPrintedVersion(s)
+		}
+		parts[i] = int64(x)
+		rest = rest[n:]
+		if i < len(parts)-1 {
+			if !strings.HasPrefix(rest, ".") {
+				return Version{Text: s}, badPrintedVersion(s)
+			}
+			rest = rest[1:]
+		}
+	}
+	return Version{Known: true, Parts: parts, Text: strconv.FormatInt(parts[0], 10) + "." + strconv.FormatInt(parts[1], 10) + "." + strconv.FormatInt(parts[2], 10) + "." + strconv.FormatInt(parts[3], 10)}, nil
+}
+
+func badPrintedVersion(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty product version: want four dot-separated numbers like 9.1.0.0")
+	}
+	return fmt.Errorf("%q is not a product version: want four dot-separated numbers like 9.1.0.0", s)
 }
 
 func fourNumbers(token string) ([4]int64, bool) {
