@@ -36,15 +36,7 @@ type PodSource interface {
 type CachedPods struct{ Reader client.Reader }
 
 func (c CachedPods) PodsFor(ctx context.Context, sts *appsv1.StatefulSet) ([]corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("statefulset %s/%s has an invalid selector: %w", sts.Namespace, sts.Name, err)
-	}
-	var list corev1.PodList
-	if err := c.Reader.List(ctx, &list, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("listing pods of statefulset %s/%s from cache: %w", sts.Namespace, sts.Name, err)
-	}
-	return list.Items, nil
+	return rollout.ListPods(ctx, c.Reader, sts)
 }
 
 // Handler answers one of the two webhook paths.

@@ -12,7 +12,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -105,15 +104,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// status update will trigger us again.
 		return ctrl.Result{}, nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	pods, err := rollout.ListPods(ctx, r.Client, &sts)
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("statefulset selector: %w", err)
-	}
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return ctrl.Result{}, err
 	}
-	state := rollout.Observe(&sts, pods.Items, rollout.ObserveOptions{
+	state := rollout.Observe(&sts, pods, rollout.ObserveOptions{
 		Container: r.Opts.Container, Soak: r.Opts.Soak, Now: r.Now(), Trust: r.trust(),
 	})
 	if err := r.replaceBrokenRollbacks(ctx, log, &sts, state); err != nil {
