@@ -5,15 +5,22 @@
 //
 // # Entry points
 //
-// data.pdguard.mutate.result is the mutating webhook's decision. Go applies Partition (and
-// writes or removes the canary record) only when Mode is "enforce", and shows Fired to the
-// user then; Warnings are shown in every mode (they are empty in dryrun); Fired is worth
-// logging in every mode, since that is all dryrun leaves behind.
+// The rule modules only emit findings: package pdguard.validate the sets violation and
+// advisory, package pdguard.mutate the change a request needs and the set advisory. One
+// framework module (rego/framework.rego, package pdguard.framework) works out the
+// enforcement mode and the break-glass override and turns the findings into the two
+// results Go reads; nothing in Go re-applies a mode.
 //
-// data.pdguard.validate.result is the validating webhook's decision, on the object as
-// mutated. Allowed and Denials are final: warn and dryrun modes, and an authorized
-// override, are already applied. Violations lists every rule that fired whatever the mode,
-// for logs, metrics and audit.
+// data.pdguard.framework.mutate_result is the mutating webhook's decision. Go applies
+// Partition (and writes or removes the canary record) only when Apply is set (enforce
+// mode), and shows Shown to the user; Fired is worth logging in every mode, since that is
+// all dryrun leaves behind.
+//
+// data.pdguard.framework.validate_result is the validating webhook's decision, on the
+// object as mutated. Allowed and Denials are final: warn and dryrun modes, and an
+// authorized override, are already applied. Violations lists every rule that fired
+// whatever the mode, for logs, metrics and audit. Finding.String is how a finding is
+// shown: "[rule] message".
 //
 // Rule ids are stable: canary-partition, canary-repin, single-replica (mutate);
 // bundled-config-and-version, missing-canary, partition-gate, downgrade, single-replica,
@@ -39,12 +46,14 @@
 // A violation denies in enforce mode, warns in warn mode, is only logged in dryrun, and is
 // lifted by an authorized override, exactly like the built-in ones; an advisory is a warning.
 // In package pdguard.mutate, advisory adds warnings to the mutating webhook's response.
-// Helpers such as lib.is_update, lib.mode, lib.object_name and lib.stable_image can be
-// imported from data.pdguard.lib. Unlike the built-in rules, a module's rules also apply on
+// Helpers such as lib.is_update, lib.object_name and lib.stable_image can be imported from
+// data.pdguard.lib. Modules may not declare package pdguard.framework. Unlike the built-in rules, a module's rules also apply on
 // CREATE unless they check lib.is_update. Files ending in _test.rego are not loaded.
 //
 // Network builtins (http.send, net.*) are not available. A module set that does not parse,
 // compile, or evaluate cleanly on sample requests (conflicting values, findings that are
 // not {"rule", "message"} objects) is rejected with an error naming the file, and the last
-// good set stays in force; Watch reloads the directory when it changes.
+// good set stays in force; Watch reloads the directory when it changes. TestDir (the
+// webhook policy test command) runs a directory's Rego tests against the embedded policy.
+// policy/README.md documents the input for site rules.
 package policy

@@ -255,6 +255,28 @@ func parse(sources []source) (map[string]*ast.Module, error) {
 	return modules, nil
 }
 
+// frameworkPackage turns the rules' findings into results (rego/framework.rego).
+var frameworkPackage = ast.MustParseRef("data.pdguard.framework")
+
+// checkUserPackages keeps modules that are not pdguard's own out of the framework package:
+// a site rule adds findings, it does not change what a finding does in each mode.
+func checkUserPackages(modules map[string]*ast.Module) error {
+	names := make([]string, 0, len(modules))
+	for name := range modules {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if strings.HasPrefix(name, "pdguard/") {
+			continue
+		}
+		if modules[name].Package.Path.HasPrefix(frameworkPackage) {
+			return fmt.Errorf("%s: package %s is pdguard's own framework, which makes the results from the findings: add violations and advisories in package pdguard.validate, advisories in package pdguard.mutate", name, modules[name].Package.Path)
+		}
+	}
+	return nil
+}
+
 // capabilities are OPA's builtins minus the network ones: a policy module must not make
 // admission wait on, or depend on, another service.
 func capabilities() *ast.Capabilities {
@@ -274,6 +296,9 @@ func newCompiler() *ast.Compiler {
 func compile(ctx context.Context, sources []source) (*compiled, error) {
 	modules, err := parse(sources)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkUserPackages(modules); err != nil {
 		return nil, err
 	}
 	compiler := newCompiler()

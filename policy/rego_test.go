@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
@@ -40,6 +41,9 @@ func TestRegoPolicy(t *testing.T) {
 		SetDefaultRegoVersion(ast.RegoV1).
 		RaiseBuiltinErrors(true).
 		EnableTracing(true).
+		// The fast-path tests evaluate every scenario twice with tracing: the default 5s
+		// is too short on a loaded machine.
+		SetTimeout(time.Minute).
 		Run(ctx, modules)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 // Command webhook is pdguard: the admission webhook and evidence controller (`serve`),
-// the same decisions offline (`check`), the canary log scanner (`scan-log`), and the
-// audit report (`report`).
+// the same decisions offline (`check`), the canary log scanner (`scan-log`), the
+// audit report (`report`), and the unit tests of site policy modules (`policy test`).
 package main
 
 import (
@@ -52,7 +52,7 @@ func newRootCommand() *cobra.Command {
 		}
 		return nil
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newPolicyCommand(), newVersionCommand())
 	return root
 }
 

@@ -1,0 +1,3 @@
+package pdguard.validate
+
+violation contains {"rule": "x" if {
