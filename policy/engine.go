@@ -73,7 +73,7 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// Mutate evaluates data.pdguard.mutate.result.
+// Mutate evaluates data.pdguard.framework.mutate_result.
 func (e *Engine) Mutate(ctx context.Context, in *Input) (Mutation, error) {
 	v, err := eval(ctx, e.current.Load().mutate, in, mutateQuery)
 	if err != nil {
@@ -82,7 +82,7 @@ func (e *Engine) Mutate(ctx context.Context, in *Input) (Mutation, error) {
 	return decodeMutation(v)
 }
 
-// Validate evaluates data.pdguard.validate.result.
+// Validate evaluates data.pdguard.framework.validate_result.
 func (e *Engine) Validate(ctx context.Context, in *Input) (Validation, error) {
 	v, err := eval(ctx, e.current.Load().validate, in, validateQuery)
 	if err != nil {
