@@ -12,6 +12,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/policy"
 )
@@ -45,6 +46,17 @@ type MutateResult struct {
 	Decision policy.Mutation
 }
 
+// Outcome classifies the answer for the audit record.
+func (r *MutateResult) Outcome() string {
+	switch {
+	case len(r.Patch) > 0:
+		return audit.Patched
+	case len(r.Warnings) > 0:
+		return audit.Warned
+	}
+	return audit.Allowed
+}
+
 // ValidateResult is the validating webhook's answer.
 type ValidateResult struct {
 	Allowed  bool
@@ -56,6 +68,20 @@ type ValidateResult struct {
 	// Proof is set when an admitted request lowers an open canary's partition: the
 	// verdicts the promotion rests on.
 	Proof []rollout.Proof
+	// Canary is the canary this admitted request opens (the record the mutating webhook
+	// added), nil when it opens none.
+	Canary *rollout.CanaryRecord
+}
+
+// Outcome classifies the answer for the audit record.
+func (r *ValidateResult) Outcome() string {
+	switch {
+	case !r.Allowed:
+		return audit.Denied
+	case len(r.Warnings) > 0 || len(r.Rules) > 0:
+		return audit.Warned
+	}
+	return audit.Allowed
 }
 
 // Mutate decides what the mutating webhook changes.
@@ -108,6 +134,9 @@ func (g *Guard) Validate(ctx context.Context, req *policy.Request) (*ValidateRes
 	if d.Allowed && in.Proof != nil {
 		res.Proof = in.Proof
 	}
+	if d.Allowed {
+		res.Canary = openedCanary(req)
+	}
 	return res, nil
 }
 
@@ -159,6 +188,19 @@ func (g *Guard) consumeOverride(ctx context.Context, req *policy.Request, res *M
 	)
 	res.Rules = dedupe(append(res.Rules, "override"))
 	return nil
+}
+
+// openedCanary is the canary record the mutating webhook put on this request, when the
+// request brings a new one: the validating webhook sees the mutated object.
+func openedCanary(req *policy.Request) *rollout.CanaryRecord {
+	if req.Old == nil || req.New.Annotations[rollout.CanaryAnnotation] == req.Old.Annotations[rollout.CanaryAnnotation] {
+		return nil
+	}
+	rec, err := rollout.ReadCanaryRecord(req.New)
+	if err != nil {
+		return nil
+	}
+	return rec
 }
 
 func notGuardedWarning(ng *policy.NotGuardedError) string {

@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/policy"
@@ -491,5 +493,51 @@ func TestMissingCanaryNamesTheConfiguredContainer(t *testing.T) {
 	}
 	if want := `"containers":[{"name":"directory","image":"`; !strings.Contains(v.Reasons[0], want) {
 		t.Errorf("the fix command does not patch the configured container:\n%s\nwant it to contain %s", v.Reasons[0], want)
+	}
+}
+
+func TestOutcomesAreClassifiedByTheGuard(t *testing.T) {
+	op := []jsonpatch.JsonPatchOperation{jsonpatch.NewOperation("add", "/spec/updateStrategy/rollingUpdate/partition", 1)}
+	for name, tc := range map[string]struct {
+		got, want string
+	}{
+		"a patch":                        {(&MutateResult{Patch: op}).Outcome(), audit.Patched},
+		"a mutation with warnings only":  {(&MutateResult{Warnings: []string{"w"}}).Outcome(), audit.Warned},
+		"nothing to change":              {(&MutateResult{}).Outcome(), audit.Allowed},
+		"a denial":                       {(&ValidateResult{Allowed: false, Warnings: []string{"w"}}).Outcome(), audit.Denied},
+		"allowed with a rule reported":   {(&ValidateResult{Allowed: true, Rules: []string{"override"}}).Outcome(), audit.Warned},
+		"allowed with nothing to report": {(&ValidateResult{Allowed: true}).Outcome(), audit.Allowed},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: outcome %q, want %q", name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestValidateNamesTheCanaryARequestOpens(t *testing.T) {
+	g := newGuard(t, nil)
+	ctx := context.Background()
+	req := &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest")}
+	m, err := g.Mutate(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutated, err := ApplyPatch(req.New, m.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := g.Validate(ctx, &policy.Request{Operation: "UPDATE", Old: req.Old, New: mutated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Canary == nil || v.Canary.Partition != 1 || !strings.HasSuffix(v.Canary.ToImage, ":9.1.0.0-latest") {
+		t.Errorf("canary opened = %+v, want the record pinned at partition 1 for 9.1.0.0-latest", v.Canary)
+	}
+	again, err := g.Validate(ctx, &policy.Request{Operation: "UPDATE", Old: mutated, New: mutated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Canary != nil {
+		t.Errorf("a request that keeps the record opens canary %+v", again.Canary)
 	}
 }

@@ -110,15 +110,7 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 			d.Outcome, d.Err = audit.Errored, err
 			return undecided(err)
 		}
-		d.Mode, d.Rules, d.Warnings = res.Mode, res.Rules, res.Warnings
-		switch {
-		case len(res.Patch) > 0:
-			d.Outcome = audit.Patched
-		case len(res.Warnings) > 0:
-			d.Outcome = audit.Warned
-		default:
-			d.Outcome = audit.Allowed
-		}
+		d.Mode, d.Rules, d.Warnings, d.Outcome = res.Mode, res.Rules, res.Warnings, res.Outcome()
 		resp := admission.Patched("", res.Patch...)
 		if len(res.Patch) == 0 {
 			resp = admission.Allowed("")
@@ -132,21 +124,11 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		return undecided(err)
 	}
 	d.Mode, d.Rules, d.Reasons, d.Warnings = res.Mode, res.Rules, res.Reasons, res.Warnings
+	d.Outcome, d.Proof, d.Canary = res.Outcome(), res.Proof, res.Canary
 	if !res.Allowed {
-		d.Outcome = audit.Denied
 		resp := admission.Denied(denialMessage(res.Reasons))
 		resp.Result.Reason = metav1.StatusReasonForbidden
 		return resp.WithWarnings(res.Warnings...)
-	}
-	d.Outcome = audit.Allowed
-	d.Proof = res.Proof
-	if gr.Old != nil && gr.New.Annotations[rollout.CanaryAnnotation] != gr.Old.Annotations[rollout.CanaryAnnotation] {
-		if rec, err := rollout.ReadCanaryRecord(gr.New); err == nil && rec != nil {
-			d.Canary = rec
-		}
-	}
-	if len(res.Warnings) > 0 || len(res.Rules) > 0 {
-		d.Outcome = audit.Warned
 	}
 	return admission.Allowed("").WithWarnings(res.Warnings...)
 }
