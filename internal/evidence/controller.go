@@ -98,8 +98,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	updateRevision := sts.Status.UpdateRevision
-	if updateRevision == "" || sts.Status.ObservedGeneration < sts.Generation {
+	if rollout.PublishedUpdateRevision(&sts) == "" {
 		// The StatefulSet controller has not published the new revision yet; its
 		// status update will trigger us again.
 		return ctrl.Result{}, nil
