@@ -46,16 +46,18 @@ type Handler struct {
 	Guard    *Guard
 	Selector labels.Selector
 	Pods     PodSource
-	Audit    *audit.Recorder
+	Audit    *audit.Pipeline
+	// Container is the product container, whose image the audit record names.
+	Container string
 }
 
 var statefulSetKind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}
 
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	d := audit.Decision{
-		Webhook: h.Phase, Namespace: req.Namespace, Name: req.Name,
-		Operation: string(req.Operation), User: req.UserInfo.Username,
+	d := audit.Record{
+		Time: start, Kind: audit.KindAdmission, Webhook: h.Phase, Namespace: req.Namespace, Name: req.Name,
+		Operation: string(req.Operation), User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
 		DryRun: req.DryRun != nil && *req.DryRun,
 	}
 	resp := h.decide(ctx, req, &d)
@@ -66,7 +68,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	return resp
 }
 
-func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Decision) admission.Response {
+func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Record) admission.Response {
 	if req.Kind != statefulSetKind {
 		d.Outcome = audit.Skipped
 		return admission.Allowed("pdguard only guards apps/v1 StatefulSets")
@@ -80,10 +82,7 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.De
 		d.Outcome, d.Err = audit.Errored, err
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	d.Object = gr.New
-	if d.Name == "" {
-		d.Name = gr.New.Name
-	}
+	d.FromObjects(gr.Old, gr.New, h.Container)
 	if !h.Selector.Matches(labels.Set(gr.New.Labels)) {
 		d.Outcome = audit.Skipped
 		return admission.Allowed("not guarded: labels do not match pdguard's selector")

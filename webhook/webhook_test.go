@@ -41,7 +41,7 @@ func newServer(t testing.TB, phase string) http.Handler {
 	sel, _ := labels.Parse("app.kubernetes.io/name=pingdirectory")
 	h := &Handler{
 		Phase: phase, Guard: NewGuard(engine, policy.DefaultConfig()), Selector: sel, Pods: staticPods(nil),
-		Audit: audit.NewRecorder(logr.Discard(), nil, nil),
+		Audit: audit.New(audit.Options{Log: logr.Discard()}),
 	}
 	return &admission.Webhook{Handler: h}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/evidence"
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/policy"
@@ -38,7 +39,7 @@ func (f *evidenceFlags) validate() error {
 	return nil
 }
 
-func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts policy.Config, sel labels.Selector, key rollout.VerdictKey, log logr.Logger) error {
+func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts policy.Config, sel labels.Selector, key rollout.VerdictKey, log logr.Logger, rec *audit.Pipeline) error {
 	if f.disabled {
 		log.Info("evidence controller disabled: verdicts must come from elsewhere")
 		return nil
@@ -51,5 +52,5 @@ func setupEvidence(mgr ctrl.Manager, f *evidenceFlags, opts policy.Config, sel l
 		AutoPromote:    f.autoPromote,
 		Soak:           opts.Soak,
 		CanaryReplicas: opts.CanaryReplicas,
-	})
+	}, rec, rec.Metrics())
 }

@@ -25,12 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/webhook"
 )
 
@@ -52,6 +50,7 @@ type serveFlags struct {
 	logFormat        string
 	logLevel         string
 	evidence         evidenceFlags
+	audit            auditFlags
 }
 
 func newServeCommand() *cobra.Command {
@@ -93,6 +92,7 @@ func newServeCommand() *cobra.Command {
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info or error")
 	f.evidence.register(fs)
+	f.audit.register(fs)
 	return cmd
 }
 
@@ -131,6 +131,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return badInput(err)
 	}
 	if err := f.evidence.validate(); err != nil {
+		return badInput(err)
+	}
+	if err := f.audit.validate(); err != nil {
 		return badInput(err)
 	}
 	scheme := runtime.NewScheme()
@@ -177,18 +180,20 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return err
 	}
 	opts.Trust = key.Trust
-	events := mgr.GetEventRecorder("pdguard")
-	rec := audit.NewRecorder(log.WithName("admission"), events, crmetrics.Registry)
+	rec, err := setupAudit(mgr, &f.audit, scheme, log.WithName("audit"))
+	if err != nil {
+		return err
+	}
 	g := webhook.NewGuard(engine, opts)
 	pods := webhook.CachedPods{Reader: mgr.GetCache()}
 	srv := mgr.GetWebhookServer()
-	srv.Register("/mutate", &admission.Webhook{Handler: &webhook.Handler{Phase: "mutate", Guard: g, Selector: sel, Pods: pods, Audit: rec}})
-	srv.Register("/validate", &admission.Webhook{Handler: &webhook.Handler{Phase: "validate", Guard: g, Selector: sel, Pods: pods, Audit: rec}})
+	srv.Register("/mutate", &admission.Webhook{Handler: &webhook.Handler{Phase: "mutate", Guard: g, Selector: sel, Pods: pods, Audit: rec.Pipeline, Container: opts.Diff.Container}})
+	srv.Register("/validate", &admission.Webhook{Handler: &webhook.Handler{Phase: "validate", Guard: g, Selector: sel, Pods: pods, Audit: rec.Pipeline, Container: opts.Diff.Container}})
 
 	if f.guard.policyDir != "" {
-		go engine.Watch(ctx, log.WithName("policy"))
+		go engine.Watch(ctx, rec.Metrics().CountErrors(log.WithName("policy")))
 	}
-	if err := setupEvidence(mgr, &f.evidence, opts, sel, key, log); err != nil {
+	if err := setupEvidence(mgr, &f.evidence, opts, sel, key, log, rec.Pipeline); err != nil {
 		return err
 	}
 
@@ -217,5 +222,5 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	}
 	log.Info("starting pdguard", "version", version, "selector", sel.String(), "container", opts.Diff.Container,
 		"enforcement", opts.Enforcement, "canaryReplicas", opts.CanaryReplicas, "soak", opts.Soak.String(), "verdictKeySecret", ns+"/"+f.verdictKeySecret, "pid", os.Getpid())
-	return mgr.Start(ctx)
+	return rec.runAndDrain(ctx, mgr)
 }

@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,42 +17,58 @@ import (
 	"github.com/pdguard/pdguard/internal/rollout"
 )
 
-type captured struct{ reasons, notes []string }
+type captured struct {
+	mu                      sync.Mutex
+	types, reasons, actions []string
+	notes                   []string
+}
 
-func (c *captured) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, note string, args ...interface{}) {
+func (c *captured) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, action, note string, args ...interface{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.types = append(c.types, eventtype)
 	c.reasons = append(c.reasons, reason)
+	c.actions = append(c.actions, action)
 	c.notes = append(c.notes, fmt.Sprintf(note, args...))
 }
 
-func TestRecordWritesOneEventPerReportedDecision(t *testing.T) {
+func TestEventSinkWritesOneEventPerReportedRecord(t *testing.T) {
 	sts := &appsv1.StatefulSet{}
 	tests := map[string]struct {
-		d          Decision
+		r          Record
 		wantReason string
+		wantType   string
 	}{
-		"a denial is reported as RolloutBlocked":                   {d: Decision{Webhook: "validate", Outcome: Denied, Rules: []string{"partition-gate"}, Reasons: []string{"not proven"}}, wantReason: ReasonRolloutBlocked},
-		"an admitted override is reported as GuardOverridden":      {d: Decision{Webhook: "validate", Outcome: Warned, Rules: []string{"bundled-config-and-version", "override"}}, wantReason: ReasonOverride},
-		"warnings alone are reported as RolloutWarned":             {d: Decision{Webhook: "validate", Outcome: Warned, Rules: []string{"unreadable-version"}}, wantReason: ReasonRolloutWarned},
-		"an admitted request that opens a canary is CanaryStarted": {d: Decision{Webhook: "validate", Outcome: Allowed, Canary: &rollout.CanaryRecord{FromImage: "pd:9.0.0.1-latest", ToImage: "pd:9.1.0.0-latest", Partition: 1}}, wantReason: ReasonCanaryStarted},
-		"an admitted promotion names the verdicts it rests on":     {d: Decision{Webhook: "validate", Outcome: Allowed, Proof: []rollout.Proof{{Pod: "pd-1", ContainerID: "containerd://c1", Revision: "pd-7c8d"}}}, wantReason: ReasonPromoted},
-		"the mutating webhook's patch alone writes no event":       {d: Decision{Webhook: "mutate", Outcome: Patched, Rules: []string{"canary-partition"}}},
-		"a dry-run denial writes no event":                         {d: Decision{Webhook: "validate", Outcome: Denied, DryRun: true}},
-		"an allowed request with nothing to say writes no event":   {d: Decision{Webhook: "validate", Outcome: Allowed}},
+		"a denial is a Warning RolloutBlocked":                     {r: Record{Webhook: "validate", Outcome: Denied, Rules: []string{"partition-gate"}, Reasons: []string{"not proven"}}, wantReason: ReasonRolloutBlocked, wantType: "Warning"},
+		"a mutating refusal is a Warning RolloutBlocked":           {r: Record{Webhook: "mutate", Outcome: Denied, Reasons: []string{"OnDelete"}}, wantReason: ReasonRolloutBlocked, wantType: "Warning"},
+		"an admitted override is GuardOverridden":                  {r: Record{Webhook: "validate", Outcome: Warned, Rules: []string{"bundled-config-and-version", "override"}}, wantReason: ReasonOverride, wantType: "Warning"},
+		"warnings alone are RolloutWarned":                         {r: Record{Webhook: "validate", Outcome: Warned, Rules: []string{"unreadable-version"}}, wantReason: ReasonRolloutWarned, wantType: "Warning"},
+		"an admitted request that opens a canary is CanaryStarted": {r: Record{Webhook: "validate", Outcome: Allowed, Canary: &rollout.CanaryRecord{FromImage: "pd:9.0.0.1-latest", ToImage: "pd:9.1.0.0-latest", Partition: 1}}, wantReason: ReasonCanaryStarted, wantType: "Normal"},
+		"an admitted promotion names the verdicts it rests on":     {r: Record{Webhook: "validate", Outcome: Allowed, Proof: []rollout.Proof{{Pod: "pd-1", ContainerID: "containerd://c1", Revision: "pd-7c8d"}}}, wantReason: ReasonPromoted, wantType: "Normal"},
+		"a canary still coming up is a Normal verdict":             {r: Record{Kind: KindVerdict, Verdict: rollout.VerdictInProgress, Message: "pod pd-1: replace-profile InProgress"}, wantReason: ReasonVerdict, wantType: "Normal"},
+		"a failed canary is a Warning verdict":                     {r: Record{Kind: KindVerdict, Verdict: rollout.VerdictFailed, Message: "pod pd-1: replace-profile Failed"}, wantReason: ReasonVerdict, wantType: "Warning"},
+		"the mutating webhook's patch alone writes no event":       {r: Record{Webhook: "mutate", Outcome: Patched, Rules: []string{"canary-partition"}}},
+		"a dry-run denial writes no event":                         {r: Record{Webhook: "validate", Outcome: Denied, DryRun: true}},
+		"an allowed request with nothing to say writes no event":   {r: Record{Webhook: "validate", Outcome: Allowed}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			ev := &captured{}
-			reg := prometheus.NewRegistry()
-			r := NewRecorder(logr.Discard(), ev, reg)
-			tc.d.Object = sts
-			tc.d.User = "helm"
-			r.Record(tc.d)
+			if tc.r.Kind == "" {
+				tc.r.Kind = KindAdmission
+			}
+			tc.r.Object, tc.r.User = sts, "helm"
+			if err := (EventSink{Admission: ev, Controller: ev}).Write(context.Background(), []Record{tc.r}); err != nil {
+				t.Fatal(err)
+			}
 			if tc.wantReason == "" {
 				if len(ev.reasons) != 0 {
 					t.Fatalf("events = %v, want none", ev.reasons)
 				}
-			} else if len(ev.reasons) != 1 || ev.reasons[0] != tc.wantReason {
-				t.Fatalf("events = %v, want one %s", ev.reasons, tc.wantReason)
+				return
+			}
+			if len(ev.reasons) != 1 || ev.reasons[0] != tc.wantReason || ev.types[0] != tc.wantType {
+				t.Fatalf("events = %v %v, want one %s %s", ev.types, ev.reasons, tc.wantType, tc.wantReason)
 			}
 			if tc.wantReason == ReasonCanaryStarted && !strings.Contains(ev.notes[0], "move from pd:9.0.0.1-latest to pd:9.1.0.0-latest") {
 				t.Errorf("CanaryStarted note %q does not describe the canary", ev.notes[0])
@@ -57,16 +76,148 @@ func TestRecordWritesOneEventPerReportedDecision(t *testing.T) {
 			if tc.wantReason == ReasonPromoted && !strings.Contains(ev.notes[0], "pd-1 (container containerd://c1, revision pd-7c8d") {
 				t.Errorf("CanaryPromoted note %q does not name the verdict", ev.notes[0])
 			}
-			if got := testutil.CollectAndCount(reg, "pdguard_admission_decisions_total"); got != 1 {
-				t.Errorf("decision series = %d, want 1", got)
-			}
 		})
 	}
 }
 
+func TestDifferentDenialsAreDifferentEventsAndRecords(t *testing.T) {
+	base := Record{Kind: KindAdmission, Webhook: "validate", Namespace: "pd", Name: "pd", UID: "u1", Operation: "UPDATE", User: "helm",
+		Outcome: Denied, Rules: []string{"partition-gate"}, Basis: "41", Object: &appsv1.StatefulSet{}}
+	inProgress, failed, retried := base, base, base
+	inProgress.Reasons = []string{"pod pd-1: replace-profile InProgress"}
+	failed.Reasons = []string{"pod pd-1: replace-profile Failed"}
+	retried.Reasons = inProgress.Reasons
+	retried.Time = time.Now().Add(time.Minute)
+
+	if inProgress.Key() != retried.Key() {
+		t.Errorf("a retried identical request has key %s, the first %s", retried.Key(), inProgress.Key())
+	}
+	if inProgress.Key() == failed.Key() {
+		t.Errorf("two different denials share key %s", failed.Key())
+	}
+	later := inProgress
+	later.Basis = "57"
+	if later.Key() == inProgress.Key() {
+		t.Error("the same denial on a changed StatefulSet shares the earlier key")
+	}
+	a, _ := EventFor(&inProgress)
+	b, _ := EventFor(&failed)
+	c, _ := EventFor(&retried)
+	if a.Action == b.Action {
+		t.Errorf("two different denials have the same Event action %q, so the events API folds them into one series", a.Action)
+	}
+	if a.Action != c.Action {
+		t.Errorf("a repeated denial has action %q, the first %q: it should join the first's series", c.Action, a.Action)
+	}
+}
+
 func TestEventNoteFitsTheEventsAPI(t *testing.T) {
-	note := note1k("helm", []string{"bundled-config-and-version"}, []string{strings.Repeat("x", 4000)})
-	if len(note) > 1024 {
+	if note := note1k("helm", []string{"bundled-config-and-version"}, strings.Repeat("x", 4000)); len(note) > 1024 {
 		t.Fatalf("note is %d bytes, the events API takes 1024", len(note))
+	}
+}
+
+// slowSink blocks every Write until release is closed.
+type slowSink struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     []Record
+}
+
+func (*slowSink) Name() string { return "slow" }
+
+func (s *slowSink) Write(ctx context.Context, records []Record) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, records...)
+	return nil
+}
+
+func denial(i int) Record {
+	return Record{Kind: KindAdmission, Webhook: "validate", Namespace: "pd", Name: fmt.Sprintf("pd-%d", i), Outcome: Denied, Reasons: []string{"no"}, Object: &appsv1.StatefulSet{}}
+}
+
+func TestFullQueueDropsAndCountsWithoutBlocking(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sink := &slowSink{release: make(chan struct{})}
+	p := New(Options{Log: logr.Discard(), Registerer: reg, Sinks: []Sink{sink}, QueueSize: 2, BatchSize: 1})
+	p.Start()
+	const sent = 50
+	done := make(chan struct{})
+	go func() {
+		for i := range sent {
+			p.Record(denial(i))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Record blocked on a full queue")
+	}
+	dropped := testutil.ToFloat64(p.metrics.dropped.WithLabelValues("queue full"))
+	// One record is held by the blocked sink, two wait in the queue.
+	if dropped < sent-3 {
+		t.Errorf("dropped = %v, want at least %d of %d", dropped, sent-3, sent)
+	}
+	if got := testutil.ToFloat64(p.metrics.decisions.WithLabelValues("validate", Denied, "")); got != sent {
+		t.Errorf("decision metric = %v, want every one of %d records counted", got, sent)
+	}
+	close(sink.release)
+	if left := p.Shutdown(5 * time.Second); left != 0 {
+		t.Errorf("%d records left after drain", left)
+	}
+	if n := len(sink.got) + int(dropped); n != sent {
+		t.Errorf("written %d + dropped %v != sent %d", len(sink.got), dropped, sent)
+	}
+}
+
+func TestShutdownWritesEveryQueuedRecordOrCountsItWithinTheTimeout(t *testing.T) {
+	sink := &slowSink{release: make(chan struct{})}
+	close(sink.release)
+	p := New(Options{Log: logr.Discard(), Sinks: []Sink{sink}, QueueSize: 100})
+	p.Start()
+	for i := range 40 {
+		p.Record(denial(i))
+	}
+	if left := p.Shutdown(5 * time.Second); left != 0 {
+		t.Fatalf("%d records left", left)
+	}
+	if len(sink.got) != 40 {
+		t.Errorf("sink got %d records, want 40", len(sink.got))
+	}
+	p.Record(denial(99))
+	if got := testutil.ToFloat64(p.metrics.dropped.WithLabelValues("shutting down")); got != 1 {
+		t.Errorf("a record after shutdown counted %v times as dropped, want 1", got)
+	}
+
+	stuck := &slowSink{release: make(chan struct{})}
+	q := New(Options{Log: logr.Discard(), Sinks: []Sink{stuck}, QueueSize: 100, BatchSize: 1})
+	q.Start()
+	for i := range 5 {
+		q.Record(denial(i))
+	}
+	if left := q.Shutdown(100 * time.Millisecond); left == 0 {
+		t.Error("a sink that never returns drained within the timeout")
+	}
+}
+
+func TestPlainAllowedRequestsTakeNoQueueSpace(t *testing.T) {
+	sink := &slowSink{release: make(chan struct{})}
+	close(sink.release)
+	p := New(Options{Log: logr.Discard(), Sinks: []Sink{sink}, QueueSize: 10})
+	p.Start()
+	for range 100 {
+		p.Record(Record{Kind: KindAdmission, Webhook: "mutate", Outcome: Patched, Object: &appsv1.StatefulSet{}})
+		p.Record(Record{Kind: KindAdmission, Webhook: "validate", Outcome: Allowed, Object: &appsv1.StatefulSet{}})
+	}
+	p.Shutdown(time.Second)
+	if len(sink.got) != 0 {
+		t.Errorf("%d plain allowed records reached the slow sinks", len(sink.got))
 	}
 }

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,17 +44,26 @@ type LogReader interface {
 	ReadLog(ctx context.Context, namespace, pod, container string, limit int64) (io.ReadCloser, error)
 }
 
-// EventRecorder is client-go's events.k8s.io recorder.
-type EventRecorder interface {
-	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
+// Auditor takes the controller's audit records (verdicts, promotions, replaced pods,
+// forged verdicts): audit.Pipeline, which logs, counts and reports them as Events and
+// Report results.
+type Auditor interface {
+	Record(audit.Record)
+}
+
+// CanaryGauge is told which StatefulSets have a canary open, and since when.
+type CanaryGauge interface {
+	Canary(sts types.NamespacedName, open bool, since time.Time)
 }
 
 // Reconciler judges the canary pods of one StatefulSet per call.
 type Reconciler struct {
 	Client client.Client
 	Logs   LogReader
-	Events EventRecorder
-	Opts   Options
+	Audit  Auditor
+	// Canaries is optional.
+	Canaries CanaryGauge
+	Opts     Options
 	// Key signs the verdicts the controller writes and checks the ones it reads; nil
 	// writes unsigned verdicts and trusts every verdict (tests of the judging alone).
 	Key rollout.VerdictKey
@@ -64,7 +72,7 @@ type Reconciler struct {
 
 // SetupWithManager wires the controller: StatefulSets matching the selector, and their
 // pods, so a pod turning Ready or restarting triggers a new judgement at once.
-func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options) error {
+func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options, auditor Auditor, canaries CanaryGauge) error {
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return fmt.Errorf("evidence controller: %w", err)
@@ -72,10 +80,11 @@ func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options) er
 	r := &Reconciler{
 		Client: mgr.GetClient(),
 		Logs:   PodLogs{Client: cs},
-		Events: mgr.GetEventRecorder("pdguard-evidence"),
-		Opts:   opts,
-		Now:    time.Now,
-		Key:    key,
+		Audit:    auditor,
+		Canaries: canaries,
+		Opts:     opts,
+		Now:      time.Now,
+		Key:      key,
 	}
 	guarded := predicate.NewPredicateFuncs(func(o client.Object) bool { return opts.Selector.Matches(labels.Set(o.GetLabels())) })
 	return ctrl.NewControllerManagedBy(mgr).
@@ -96,6 +105,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "name", req.Name)
 	var sts appsv1.StatefulSet
 	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
+		if apierrors.IsNotFound(err) && r.Canaries != nil {
+			r.Canaries.Canary(req.NamespacedName, false, time.Time{})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if rollout.PublishedUpdateRevision(&sts) == "" {
@@ -110,7 +122,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	state := rollout.Observe(&sts, pods, rollout.ObserveOptions{
 		Container: r.Opts.Container, Soak: r.Opts.Soak, Now: r.Now(), Trust: r.trust(),
 	})
-	if err := r.replaceBrokenRollbacks(ctx, log, &sts, state); err != nil {
+	if r.Canaries != nil {
+		var since time.Time
+		if state.Record != nil {
+			since = state.Record.Started
+		}
+		r.Canaries.Canary(req.NamespacedName, state.CanaryOpen, since)
+	}
+	if err := r.replaceBrokenRollbacks(ctx, &sts, state); err != nil {
 		return ctrl.Result{}, err
 	}
 	if !state.Active && !verdictsOwed(state) {
@@ -135,7 +154,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	if r.autoPromote(&sts) && state.Partition > 0 {
-		if res, done, err := r.promote(ctx, log, &sts, state); done {
+		if res, done, err := r.promote(ctx, &sts, state); done {
 			return res, err
 		}
 	}
@@ -151,7 +170,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // the bad version (Kubernetes documents deleting it by hand). Only pods at or above the
 // partition, off the update revision, and restarting forever qualify; the controller
 // recreates each on the update revision with its volume.
-func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, state *rollout.State) error {
+func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, sts *appsv1.StatefulSet, state *rollout.State) error {
 	for i := range state.Pods {
 		p := &state.Pods[i]
 		if p.Ordinal < state.Partition || p.Terminating || p.OnUpdateRevision || p.Ready {
@@ -169,12 +188,9 @@ func (r *Reconciler) replaceBrokenRollbacks(ctx context.Context, log logr.Logger
 			}
 			return fmt.Errorf("replacing crash-looping pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
-		log.Info("replaced a crash-looping pod left on an old revision", "pod", pod.Name, "revision", pod.Labels[rollout.RevisionLabel], "updateRevision", sts.Status.UpdateRevision)
-		if r.Events != nil {
-			r.Events.Eventf(sts, pod, corev1.EventTypeWarning, audit.ReasonBrokenPodReplaced, "Replace",
-				"pod %s runs revision %s, not the update revision %s, and the StatefulSet controller does not replace a pod that is not Ready (%s): deleted it so it is recreated on %s",
-				pod.Name, pod.Labels[rollout.RevisionLabel], sts.Status.UpdateRevision, why, sts.Status.UpdateRevision)
-		}
+		r.record(sts, pod, audit.Record{Kind: audit.KindPodReplaced, Message: fmt.Sprintf(
+			"pod %s runs revision %s, not the update revision %s, and the StatefulSet controller does not replace a pod that is not Ready (%s): deleted it so it is recreated on %s",
+			pod.Name, pod.Labels[rollout.RevisionLabel], sts.Status.UpdateRevision, why, sts.Status.UpdateRevision), Basis: string(uid)})
 	}
 	return nil
 }
@@ -204,7 +220,7 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 		return *p.Verdict, nil
 	}
 	if p.Evidence == rollout.EvidenceUntrusted {
-		r.reportForgery(ctx, sts, p)
+		r.reportForgery(sts, p)
 	}
 
 	to := rollout.VersionOf(p.Image)
@@ -256,21 +272,23 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 		return rollout.Verdict{}, err
 	}
 	p.Record(v)
-	if prev == nil || prev.Verdict != v.Verdict || prev.ContainerID != v.ContainerID {
-		eventType := corev1.EventTypeWarning
-		if v.Verdict == rollout.VerdictSucceeded {
-			eventType = corev1.EventTypeNormal
+	if worthReporting(prev, v) {
+		rec := audit.Record{
+			Kind: audit.KindVerdict, Verdict: v.Verdict, UpdateRevision: v.Revision, Basis: v.ContainerID,
+			FromVersion: v.From, ToVersion: v.To, ToImage: p.Image,
+			Message: fmt.Sprintf("pod %s: replace-profile %s (%s -> %s): %s", pod.Name, v.Verdict, orUnknown(v.From), orUnknown(v.To), v.Reason),
 		}
-		if r.Events != nil {
-			r.Events.Eventf(sts, pod, eventType, audit.ReasonVerdict, "Judge", "pod %s: replace-profile %s (%s -> %s): %s", pod.Name, v.Verdict, orUnknown(v.From), orUnknown(v.To), v.Reason)
-			if r.autoPromote(sts) && (v.Verdict == rollout.VerdictFailed || v.Verdict == rollout.VerdictNotUpgraded) {
-				stable := "the stable tag"
-				if state.Record != nil {
-					stable = state.Record.FromImage
-				}
-				r.Events.Eventf(sts, pod, corev1.EventTypeWarning, audit.ReasonPromotionHalted, "Promote",
-					"auto-promotion stopped at pod %s: replace-profile %s. Nothing more is promoted; set the image back to %s to roll the canary back, or fix the profile and upgrade again", pod.Name, v.Verdict, stable)
+		if state.Record != nil {
+			rec.FromImage = state.Record.FromImage
+		}
+		r.record(sts, pod, rec)
+		if r.autoPromote(sts) && (v.Verdict == rollout.VerdictFailed || v.Verdict == rollout.VerdictNotUpgraded) {
+			stable := "the stable tag"
+			if state.Record != nil {
+				stable = state.Record.FromImage
 			}
+			r.record(sts, pod, audit.Record{Kind: audit.KindPromotionHalted, Verdict: v.Verdict, UpdateRevision: v.Revision, Basis: v.ContainerID, Message: fmt.Sprintf(
+				"auto-promotion stopped at pod %s: replace-profile %s. Nothing more is promoted; set pingdirectory.image.tag back to %s to roll the canary back, or fix the profile and upgrade again", pod.Name, v.Verdict, stable)})
 		}
 	}
 	return v, nil
@@ -279,17 +297,11 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 // reportForgery says who wrote a verdict pdguard did not issue. The pod's managedFields
 // name the field manager and when; a manager name can be spoofed, so the Event says it is
 // what the writer claimed, and the API server's audit log has the authenticated user.
-func (r *Reconciler) reportForgery(ctx context.Context, sts *appsv1.StatefulSet, p *rollout.PodState) {
+func (r *Reconciler) reportForgery(sts *appsv1.StatefulSet, p *rollout.PodState) {
 	writer := rollout.AnnotationWriter(p.Pod, rollout.ReplaceProfileAnnotation)
-	log := logr.FromContextOrDiscard(ctx)
-	log.Info("verdict not issued by pdguard replaced by pdguard's own judgement",
-		"namespace", sts.Namespace, "name", sts.Name, "pod", p.Name, "decision", "forged-verdict",
-		"reason", p.VerdictErr.Error(), "writer", writer, "claimedVerdict", p.Verdict.Verdict)
-	if r.Events != nil {
-		r.Events.Eventf(sts, p.Pod, corev1.EventTypeWarning, audit.ReasonForgedVerdict, "Judge",
-			"pod %s carried a pdguard.io/replace-profile verdict %s that pdguard did not issue (%s), written by %s; pdguard ignores it, judges the pod itself and overwrites it",
-			p.Name, p.Verdict.Verdict, p.VerdictErr, writer)
-	}
+	r.record(sts, p.Pod, audit.Record{Kind: audit.KindForgedVerdict, Verdict: p.Verdict.Verdict, User: writer, Basis: p.Pod.ResourceVersion, Message: fmt.Sprintf(
+		"pod %s carried a pdguard.io/replace-profile verdict %s that pdguard did not issue (%s), written by %s; pdguard ignores it, judges the pod itself and overwrites it",
+		p.Name, p.Verdict.Verdict, p.VerdictErr, writer)})
 }
 
 func (r *Reconciler) trust() rollout.VerdictTrust {
@@ -332,7 +344,7 @@ func (r *Reconciler) autoPromote(sts *appsv1.StatefulSet) bool {
 // promote lowers the partition by one ordinal once every pod at or above it is proven.
 // The patch goes through the API server and so through pdguard's own validating gate:
 // the controller has no way around the rules it serves.
-func (r *Reconciler) promote(ctx context.Context, log logr.Logger, sts *appsv1.StatefulSet, state *rollout.State) (ctrl.Result, bool, error) {
+func (r *Reconciler) promote(ctx context.Context, sts *appsv1.StatefulSet, state *rollout.State) (ctrl.Result, bool, error) {
 	partition := state.Partition
 	if !state.ProvenFrom(partition) {
 		return ctrl.Result{}, false, nil
@@ -344,16 +356,46 @@ func (r *Reconciler) promote(ctx context.Context, log logr.Logger, sts *appsv1.S
 		if errors.As(err, &status) && apierrors.IsForbidden(err) {
 			// Denied by the gate: the evidence the controller saw is not what admission
 			// sees yet (cache lag) or a rule forbids it. Say so and try again later.
-			if r.Events != nil {
-				r.Events.Eventf(sts, nil, corev1.EventTypeWarning, audit.ReasonPromotionHalted, "Promote", "lowering partition %d -> %d was denied: %s", partition, next, status.Status().Message)
-			}
+			r.record(sts, nil, audit.Record{Kind: audit.KindPromotionHalted, Basis: sts.ResourceVersion, Message: fmt.Sprintf("lowering partition %d -> %d was denied: %s", partition, next, status.Status().Message)})
 			return ctrl.Result{RequeueAfter: r.Opts.Recheck}, true, nil
 		}
 		return ctrl.Result{}, true, fmt.Errorf("lowering partition of %s/%s to %d: %w", sts.Namespace, sts.Name, next, err)
 	}
-	log.Info("canary promoted", "partition", next, "proven", state.CanaryOrdinals(), "verdicts", state.ProofFrom(partition))
-	if r.Events != nil {
-		r.Events.Eventf(sts, nil, corev1.EventTypeNormal, audit.ReasonPromoted, "Promote", "every pod from ordinal %d up proved its replace-profile; partition lowered %d -> %d", partition, partition, next)
-	}
+	r.record(sts, nil, audit.Record{Kind: audit.KindPromotion, Proof: state.ProofFrom(partition), Basis: sts.ResourceVersion, Message: fmt.Sprintf(
+		"every pod from ordinal %d up proved its replace-profile; partition lowered %d -> %d", partition, partition, next)})
 	return ctrl.Result{RequeueAfter: r.Opts.Recheck}, true, nil
+}
+
+// worthReporting: a final verdict is reported when it is new for the container; a
+// verdict still being worked out (the container has not started, replace-profile is
+// running) only the first time the pod is seen on its revision, so a canary coming up
+// is one Normal Event, not one per step.
+func worthReporting(prev *rollout.Verdict, v rollout.Verdict) bool {
+	switch {
+	case prev == nil, prev.Revision != v.Revision:
+		return true
+	case Final(v.Verdict):
+		return prev.Verdict != v.Verdict || prev.ContainerID != v.ContainerID
+	}
+	return false
+}
+
+// record hands one of the controller's records to the audit pipeline, on the
+// StatefulSet and the pod it is about.
+func (r *Reconciler) record(sts *appsv1.StatefulSet, pod *corev1.Pod, rec audit.Record) {
+	if r.Audit == nil {
+		return
+	}
+	rec.Time = r.Now()
+	rec.Namespace, rec.Name, rec.UID, rec.Object = sts.Namespace, sts.Name, sts.UID, sts
+	if rec.UpdateRevision == "" {
+		rec.UpdateRevision = sts.Status.UpdateRevision
+	}
+	if pod != nil {
+		rec.Pod, rec.RelatedPod = pod.Name, pod
+	}
+	if rec.User == "" {
+		rec.User = "pdguard"
+	}
+	r.Audit.Record(rec)
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 )
@@ -48,10 +49,13 @@ type events struct {
 	notes []string
 }
 
-func (e *events) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, _, note string, args ...interface{}) {
+// Record keeps the Event each audit record is reported as.
+func (e *events) Record(r audit.Record) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.notes = append(e.notes, eventtype+" "+reason+" "+fmt.Sprintf(note, args...))
+	if ev, ok := audit.EventFor(&r); ok {
+		e.notes = append(e.notes, ev.Type+" "+ev.Reason+" "+ev.Note)
+	}
 }
 
 func canarySet(autoPromote bool) (*appsv1.StatefulSet, []client.Object) {
@@ -85,7 +89,7 @@ func newReconciler(t *testing.T, objs []client.Object, logs fileLogs, autoPromot
 	ev := &events{}
 	sel, _ := labels.Parse("app.kubernetes.io/name=pingdirectory")
 	r := &Reconciler{
-		Client: c, Logs: logs, Events: ev, Now: func() time.Time { return now },
+		Client: c, Logs: logs, Audit: ev, Now: func() time.Time { return now },
 		Opts: Options{Selector: sel, Container: "pingdirectory", LogLimitBytes: 1 << 20, Recheck: 10 * time.Second, Soak: 30 * time.Second, AutoPromote: autoPromote},
 	}
 	return r, c, ev
@@ -105,7 +109,7 @@ func TestReconcileWritesVerdicts(t *testing.T) {
 			log: "failed-masked-step-error.log", wantVerdict: rollout.VerdictFailed, wantEvent: "Warning ReplaceProfileVerdict",
 		},
 		"a canary still migrating is read again later": {
-			log: "in-progress.log", wantVerdict: rollout.VerdictInProgress, wantEvent: "Warning ReplaceProfileVerdict", wantRequeue: true,
+			log: "in-progress.log", wantVerdict: rollout.VerdictInProgress, wantEvent: "Normal ReplaceProfileVerdict", wantRequeue: true,
 		},
 	}
 	for name, tc := range tests {

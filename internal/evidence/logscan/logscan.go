@@ -521,7 +521,7 @@ func (s *scanState) judge(a *attempt, exp expectation) (Verdict, string) {
 		case !sameVersion(a.versionFrom, mustParse(exp.from)) || !sameVersion(a.versionTo, exp.toV):
 			return NotUpgraded, fmt.Sprintf("replace-profile updated the server version from %s to %s, but the rollout expects %s to %s; check the canary pod's image tag against the rollout's versions.", a.versionFrom, a.versionTo, exp.from, exp.to)
 		}
-		return Succeeded, fmt.Sprintf("manage-profile replace-profile updated the server version from %s to %s without errors and the server %s; the canary proved the migration.", a.versionFrom, a.versionTo, server)
+		return Succeeded, fmt.Sprintf("manage-profile replace-profile updated the server version from %s to %s without errors and the server %s; this pod's migration is proven.", a.versionFrom, a.versionTo, server)
 	}
 	if a.sawVersion {
 		if exp.hasTo && !sameVersion(a.versionTo, exp.toV) {
