@@ -78,8 +78,8 @@ func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options, au
 		return fmt.Errorf("evidence controller: %w", err)
 	}
 	r := &Reconciler{
-		Client: mgr.GetClient(),
-		Logs:   PodLogs{Client: cs},
+		Client:   mgr.GetClient(),
+		Logs:     PodLogs{Client: cs},
 		Audit:    auditor,
 		Canaries: canaries,
 		Opts:     opts,

@@ -161,14 +161,8 @@ func setUp(workDir string) (stop func(), err error) {
 	}
 
 	began = time.Now()
-	env.guard, err = pdguardproc.Start(ctx, env.cp, pdguardproc.Options{
-		Binary: env.binary,
-		Args:   []string{"--soak=" + serveSoak, "--evidence-recheck=" + serveRecheck, "--log-format=json"},
-	})
-	if err != nil {
-		return stop, fmt.Errorf("starting pdguard: %w", err)
-	}
-	stops = append(stops, env.guard.Stop)
+	// The dryrun pdguard starts before the Report CRD exists and the shared one after it,
+	// so both situations are served throughout.
 	env.dryrun, err = pdguardproc.Start(ctx, env.cp, pdguardproc.Options{
 		Binary: env.binary,
 		Args: []string{
@@ -181,6 +175,17 @@ func setUp(workDir string) (stop func(), err error) {
 		return stop, fmt.Errorf("starting the dryrun pdguard: %w", err)
 	}
 	stops = append(stops, env.dryrun.Stop)
+	if err := installReportCRD(ctx, cfg); err != nil {
+		return stop, err
+	}
+	env.guard, err = pdguardproc.Start(ctx, env.cp, pdguardproc.Options{
+		Binary: env.binary,
+		Args:   []string{"--soak=" + serveSoak, "--evidence-recheck=" + serveRecheck, "--log-format=json"},
+	})
+	if err != nil {
+		return stop, fmt.Errorf("starting pdguard: %w", err)
+	}
+	stops = append(stops, env.guard.Stop)
 	logf("two pdguard servers ready in %s (logs %s, %s)", time.Since(began).Round(time.Millisecond), env.guard.LogPath, env.dryrun.LogPath)
 
 	if err := registerLanes(ctx); err != nil {

@@ -1,0 +1,233 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pdguard/pdguard/internal/audit/openreports"
+	"github.com/pdguard/pdguard/internal/rollout"
+)
+
+// chartReportCRD is the Report CRD the chart installs (openreports.installCRD), a copy
+// of the reports-api module's manifest.
+const chartReportCRD = "charts/pdguard/files/openreports.io_reports.yaml"
+
+// installReportCRD creates the CRD from the chart's file and waits until it is served.
+func installReportCRD(ctx context.Context, cfg *rest.Config) error {
+	raw, err := os.ReadFile(filepath.Join(env.root, chartReportCRD))
+	if err != nil {
+		return err
+	}
+	var crd unstructured.Unstructured
+	if err := yaml.Unmarshal(raw, &crd.Object); err != nil {
+		return fmt.Errorf("%s: %w", chartReportCRD, err)
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	crds := dc.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("installing the Report CRD: %w", err)
+	}
+	for {
+		got, err := crds.Get(ctx, crd.GetName(), metav1.GetOptions{})
+		if err == nil {
+			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+			for _, c := range conds {
+				m, _ := c.(map[string]any)
+				if m["type"] == "Established" && m["status"] == "True" {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the Report CRD was not established: %w (last error %v)", ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func reportClient(t *testing.T) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := reportsv1alpha1.Install(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(adminConfig(), client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitResults waits until the StatefulSet's Report holds results that ok accepts.
+func (g *guarded) waitResults(what string, ok func([]reportsv1alpha1.ReportResult) bool) *reportsv1alpha1.Report {
+	g.t.Helper()
+	c := reportClient(g.t)
+	var rep reportsv1alpha1.Report
+	g.eventually(what, func() (bool, string) {
+		if err := c.Get(g.ctx, types.NamespacedName{Namespace: g.ns, Name: openreports.ReportName(g.name)}, &rep); err != nil {
+			return false, err.Error()
+		}
+		return ok(rep.Results), describeResults(rep.Results)
+	})
+	return &rep
+}
+
+func describeResults(rs []reportsv1alpha1.ReportResult) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "\n  %s %s %s by %s: %.120s", r.Result, r.Rule, r.Properties["kind"], r.Properties["user"], r.Description)
+	}
+	return fmt.Sprintf("%d results:%s", len(rs), b.String())
+}
+
+func matching(rs []reportsv1alpha1.ReportResult, result, rule, text string) []reportsv1alpha1.ReportResult {
+	var out []reportsv1alpha1.ReportResult
+	for _, r := range rs {
+		if string(r.Result) == result && r.Rule == rule && strings.Contains(r.Description, text) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Blocked, overridden and proven rollouts and the verdicts in between all end up as
+// results of one Report per StatefulSet, each once.
+func TestAuditReportResults(t *testing.T) {
+	t.Parallel()
+	t.Run("blocked, retried, refused while InProgress and again once Failed, then overridden", func(t *testing.T) {
+		t.Parallel()
+		g := newGuarded(t, "audit-fail")
+		sts := g.get()
+		for range 2 {
+			_, _, err := g.change(adminConfig(), bundle)
+			mustDeny(t, err, "a bundled change")
+		}
+		rep := g.waitResults("the bundled denial", func(rs []reportsv1alpha1.ReportResult) bool {
+			return len(matching(rs, "fail", "bundled-config-and-version", "")) > 0
+		})
+		if rep.Source != "pdguard" || len(rep.OwnerReferences) != 1 || rep.OwnerReferences[0].UID != sts.UID || rep.Scope == nil || rep.Scope.Name != g.name {
+			t.Errorf("Report %s is not pdguard's, scoped to and owned by StatefulSet %s (uid %s): source %q owners %+v scope %+v", rep.Name, g.name, sts.UID, rep.Source, rep.OwnerReferences, rep.Scope)
+		}
+		denied := matching(rep.Results, "fail", "bundled-config-and-version", "")
+		if len(denied) != 1 {
+			t.Errorf("the retried identical request gave %d results, want 1:%s", len(denied), describeResults(rep.Results))
+		}
+		p := denied[0].Properties
+		for k, want := range map[string]string{
+			"user": adminUser, "operation": "UPDATE", "fromImage": oldImage, "toImage": newImage, "fromVersion": oldVersion, "toVersion": newVersion,
+			"mode": "enforce", "outcome": "denied", "uid": string(sts.UID), "webhook": "validate",
+		} {
+			if p[k] != want {
+				t.Errorf("property %s = %q, want %q", k, p[k], want)
+			}
+		}
+		if !strings.Contains(p["groups"], overrideGroup) || p["key"] == "" || p["updateRevision"] == "" {
+			t.Errorf("groups %q key %q updateRevision %q: want the user's groups, a key and the update revision", p["groups"], p["key"], p["updateRevision"])
+		}
+
+		g.openCanary()
+		g.serveLog(1, "in-progress.log")
+		g.waitVerdict(1, "InProgress", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictInProgress })
+		_, _, err := g.patch(adminConfig(), partitionPatch(0))
+		mustDeny(t, err, "a promotion while replace-profile runs")
+		g.serveLog(1, "failed-masked-step-error.log")
+		g.waitVerdict(1, "Failed", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictFailed })
+		g.eventually("the promotion refused on the Failed verdict", func() (bool, string) {
+			_, _, err := g.patch(adminConfig(), partitionPatch(0))
+			return err != nil && strings.Contains(apiMessage(err), "Failed"), fmt.Sprint(err)
+		})
+		rep = g.waitResults("two partition-gate denials and a Failed verdict", func(rs []reportsv1alpha1.ReportResult) bool {
+			return len(matching(rs, "fail", "partition-gate", "")) >= 2 && len(matching(rs, "fail", "replace-profile", "Failed")) == 1
+		})
+		gate := matching(rep.Results, "fail", "partition-gate", "")
+		if gate[0].Description == gate[1].Description {
+			t.Errorf("the InProgress and the Failed denials have one message: %s", gate[0].Description)
+		}
+		if len(matching(rep.Results, "pass", "canary-partition", newImage)) != 1 {
+			t.Errorf("no canary-partition result for the opened canary:%s", describeResults(rep.Results))
+		}
+		verdict := matching(rep.Results, "fail", "replace-profile", "Failed")[0]
+		if verdict.Properties["pod"] != podName(1) || verdict.Properties["verdict"] != "Failed" || verdict.Properties["user"] != "pdguard" {
+			t.Errorf("verdict result properties %v: want pod %s, verdict Failed, by pdguard", verdict.Properties, podName(1))
+		}
+		gateEvents := 0
+		events, _ := g.events()
+		for _, e := range events {
+			if e.Reason == "RolloutBlocked" && strings.Contains(e.Note, "partition-gate") {
+				gateEvents++
+			}
+		}
+		if gateEvents < 2 {
+			t.Errorf("%d RolloutBlocked partition-gate Events, want one per different denial", gateEvents)
+		}
+
+		body := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`, rollout.OverrideReasonAnnotation, "INC-1 restore writes")
+		if _, _, err := g.patch(adminConfig(), body); err != nil {
+			t.Fatalf("the override was refused: %v", err)
+		}
+		rep = g.waitResults("the override", func(rs []reportsv1alpha1.ReportResult) bool {
+			return len(matching(rs, "warn", "override", "")) == 1
+		})
+		if o := matching(rep.Results, "warn", "override", "")[0]; o.Properties["override"] != "true" || o.Properties["user"] != adminUser {
+			t.Errorf("override result properties %v", o.Properties)
+		}
+		if rep.Summary.Fail < 4 || rep.Summary.Warn < 1 || rep.Summary.Pass < 1 {
+			t.Errorf("summary %+v does not count the results:%s", rep.Summary, describeResults(rep.Results))
+		}
+	})
+
+	t.Run("a proven canary and its promotion", func(t *testing.T) {
+		t.Parallel()
+		g := newGuarded(t, "audit-pass")
+		g.openCanary()
+		g.serveLog(1, "success-migration.log")
+		g.waitVerdict(1, "Succeeded", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictSucceeded })
+		g.promote()
+		rep := g.waitResults("the Succeeded verdict and the promotion", func(rs []reportsv1alpha1.ReportResult) bool {
+			return len(matching(rs, "pass", "replace-profile", "Succeeded")) == 1 && len(matching(rs, "pass", "partition-gate", "promotion admitted")) == 1
+		})
+		if n := len(matching(rep.Results, "pass", "canary-partition", "")); n != 1 {
+			t.Errorf("%d canary-partition results, want 1:%s", n, describeResults(rep.Results))
+		}
+	})
+}
+
+// The dryrun pdguard started before the CRD existed: it says so once and serves on.
+func TestAuditWithoutReportCRD(t *testing.T) {
+	logs := env.dryrun.Logs()
+	if n := strings.Count(logs, "Report CRD is not installed"); n != 1 {
+		t.Errorf("the pdguard started without the CRD logged its absence %d times, want once", n)
+	}
+	if strings.Contains(logs, "audit sink failed") {
+		t.Error("a sink failed in the pdguard without the CRD")
+	}
+	if !slices.ContainsFunc(strings.Split(logs, "\n"), func(l string) bool { return strings.Contains(l, `"admission decision"`) }) {
+		t.Error("the pdguard without the CRD decided nothing")
+	}
+	if strings.Contains(env.guard.Logs(), "Report CRD is not installed") {
+		t.Error("the shared pdguard, started after the CRD, says it is not installed")
+	}
+}
