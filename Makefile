@@ -15,6 +15,7 @@ test-unit: tools
 	$(GO) test ./...
 
 test-integration: tools
+	hack/install-chromium.sh
 	$(GO) test $(TESTFLAGS) -tags integration ./test/integration/...
 
 test-e2e: tools

@@ -53,7 +53,7 @@ func newRootCommand() *cobra.Command {
 		}
 		return nil
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newPolicyCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newAuditCommand(), newPolicyCommand(), newVersionCommand())
 	return root
 }
 
