@@ -1,0 +1,133 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
+)
+
+// A rolling restart of pdguard loses no record: every denial answered before, during
+// and after SIGTERM is in the Report once the new process runs. The reviews go straight
+// to a second server, so the shared one keeps serving the other tests.
+func TestAuditDrainOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	g := newGuarded(t, "audit-drain")
+	srv, err := pdguardproc.Start(g.ctx, env.cp, pdguardproc.Options{
+		Binary: env.binary, SkipRegistration: true,
+		Args: []string{"--log-format=json", "--disable-evidence-controller", "--audit-drain-timeout=20s"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(srv.CAPEM)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+
+	live := g.get()
+	changed := live.DeepCopy()
+	bundle(changed)
+	// Each review is against another resourceVersion of the live object, so each is a
+	// record of its own, as successive retries over a changing StatefulSet are.
+	send := func(i int) bool {
+		old := live.DeepCopy()
+		old.ResourceVersion = fmt.Sprintf("drain-%d", i)
+		review := admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{
+				UID: types.UID(fmt.Sprintf("drain-%d", i)), Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"},
+				Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"},
+				Name:     g.name, Namespace: g.ns, Operation: admissionv1.Update,
+				UserInfo:  authenticationv1.UserInfo{Username: adminUser},
+				Object:    runtime.RawExtension{Raw: mustMarshal(t, changed)},
+				OldObject: runtime.RawExtension{Raw: mustMarshal(t, old)},
+			},
+		}
+		resp, err := hc.Post(srv.URL+"/validate", "application/json", bytes.NewReader(mustMarshal(t, review)))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var out admissionv1.AdmissionReview
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil || out.Response == nil {
+			return false
+		}
+		if out.Response.Allowed {
+			t.Errorf("review %d: the bundled change was allowed", i)
+		}
+		return true
+	}
+
+	var answered atomic.Int64
+	var next atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := int(next.Add(1))
+				if i > 90 {
+					return
+				}
+				if send(i) {
+					answered.Add(1)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+	}
+	g.eventually("some reviews answered before the restart", func() (bool, string) {
+		return answered.Load() >= 10, fmt.Sprint(answered.Load())
+	})
+	beforeSignal := answered.Load()
+	if err := srv.Restart(g.ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	total := answered.Load()
+	if total > 100 {
+		t.Fatalf("%d reviews answered; the Report keeps 100 results, so this test cannot tell a loss", total)
+	}
+	t.Logf("%d reviews answered before SIGTERM, %d in all", beforeSignal, total)
+	g.waitResults(fmt.Sprintf("all %d answered denials", total), func(rs []reportsv1alpha1.ReportResult) bool {
+		return len(matching(rs, "fail", "bundled-config-and-version", "")) >= int(total)
+	})
+	if !bytes.Contains([]byte(srv.Logs()), []byte("audit queue drained")) {
+		t.Error("the stopped server did not log its drain")
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
