@@ -35,11 +35,10 @@ type Mutation struct {
 	Fired []Finding `json:"fired"`
 	// Warnings are shown to the user without changing anything (empty in dryrun).
 	Warnings []Finding `json:"warnings"`
-	// Shown is everything the response shows: Fired then Warnings when Apply, else
-	// Warnings.
+	// Shown is everything the response shows: Fired then Warnings, nothing in dryrun.
 	Shown []Finding `json:"shown"`
 	// Apply is true when Go must apply Partition, RecordCanary and CloseCanary, and spend
-	// an override the change needs (enforce mode only).
+	// an override the change needs (enforce and warn mode; dryrun changes nothing).
 	Apply bool `json:"apply"`
 	// Mode is the effective enforcement mode, for logs and audit.
 	Mode string `json:"mode"`

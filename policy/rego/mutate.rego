@@ -83,7 +83,7 @@ change := {
 # message explains it; the canary this mutation prepares never happens, so its plan would
 # only mislead.
 canary_plan(p) := sprintf(
-	"for the image change from %s to %s, but this request also changes %s, so pdguard's validating webhook refuses it: see its message for how to split the change",
+	"for the image change from %s to %s, but this request also changes %s, which pdguard's validating webhook refuses with a version change: see its message for how to split the change",
 	[input.old.image.ref, input.new.image.ref, concat(", ", lib.list(input.change.config_paths))],
 ) if count(lib.list(input.change.config_paths)) > 0
 
