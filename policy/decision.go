@@ -5,6 +5,9 @@ package policy
 type Finding struct {
 	Rule    string `json:"rule"`
 	Message string `json:"message"`
+	// Details is what a reader needs only to dig deeper (commands, revisions): kept out of
+	// the message, which users read in the response, and carried by the audit record.
+	Details []string `json:"details,omitempty"`
 }
 
 // String is the finding as users see it in responses and logs: "[rule] message".

@@ -505,8 +505,9 @@ func TestMissingCanaryNamesTheConfiguredContainer(t *testing.T) {
 	if v.Allowed || len(v.Reasons) != 1 || !strings.HasPrefix(v.Reasons[0], "[missing-canary] ") {
 		t.Fatalf("want a missing-canary denial, got %+v", v)
 	}
-	if want := `"containers":[{"name":"directory","image":"`; !strings.Contains(v.Reasons[0], want) {
-		t.Errorf("the fix command does not patch the configured container:\n%s\nwant it to contain %s", v.Reasons[0], want)
+	details := strings.Join(v.Decision.Denials[0].Details, "\n")
+	if want := `"containers":[{"name":"directory","image":"`; !strings.Contains(details, want) {
+		t.Errorf("the fix command does not patch the configured container:\n%s\nwant it to contain %s", details, want)
 	}
 }
 

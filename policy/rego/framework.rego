@@ -2,7 +2,8 @@
 # mode and the break-glass override, and turns what the rules found into the decisions Go
 # acts on. The rule files, built in or from the policy directory, only emit findings:
 #
-#   data.pdguard.validate.violation, .advisory   sets of {"rule": ..., "message": ...}
+#   data.pdguard.validate.violation, .advisory   sets of {"rule": ..., "message": ...},
+#                                                optionally "details": [string], kept whole
 #   data.pdguard.mutate.change                   the one change a mutate rule makes, if any
 #   data.pdguard.mutate.advisory                 a set of {"rule": ..., "message": ...}
 #
@@ -176,7 +177,7 @@ override_finding := {"rule": "override", "message": msg} if {
 
 default denials := []
 
-denials := [{"rule": v.rule, "message": concat("", [v.message, override_note])} | some v in violations] if {
+denials := [object.union(v, {"message": concat("", [v.message, override_note])}) | some v in violations] if {
 	count(violations) > 0
 	mode == "enforce"
 	override_active == false
@@ -190,12 +191,12 @@ override_warnings := [override_finding] if override_active
 # exclude each other on override_active.
 default violation_warnings := []
 
-violation_warnings := [{"rule": v.rule, "message": concat("", [override_prefix, v.message])} | some v in violations] if {
+violation_warnings := [object.union(v, {"message": concat("", [override_prefix, v.message])}) | some v in violations] if {
 	count(violations) > 0
 	override_active
 }
 
-violation_warnings := [{"rule": v.rule, "message": concat("", ["pdguard would deny: ", v.message, override_note])} | some v in violations] if {
+violation_warnings := [object.union(v, {"message": concat("", ["pdguard would deny: ", v.message, override_note])}) | some v in violations] if {
 	count(violations) > 0
 	mode == "warn"
 	override_active == false

@@ -27,7 +27,7 @@ test_version_change_on_two_replicas_updates_only_pod_1 if {
 	contains(msg, "stays on pod pd-0")
 	contains(msg, "kubectl -n ping get pod pd-1 -o jsonpath='{.metadata.annotations.pdguard\\.io/replace-profile}'")
 	contains(msg, "re-run the same helm upgrade")
-	contains(msg, "set the image tag back to 10.1.0.0-latest")
+	contains(msg, "pingdirectory.image.tag set back to 10.1.0.0-latest (same helm upgrade, same -f values files)")
 	r.warnings == []
 }
 
@@ -79,7 +79,7 @@ test_a_partition_at_or_above_replicas_says_no_pod_updates_yet if {
 	r.partition == 2
 	r.record_canary
 	contains(r.fired[0].message, "no pod takes the image change")
-	contains(r.fired[0].message, "lower the partition to 1")
+	contains(r.fired[0].message, "set pingdirectory.workload.statefulSet.partition to 1")
 }
 
 test_a_new_version_on_an_open_canary_keeps_the_live_partition if {
@@ -100,7 +100,7 @@ test_a_single_replica_gets_no_partition_but_a_warning if {
 	r.fired == []
 	fixtures.rules(r.warnings) == ["single-replica"]
 	contains(r.warnings[0].message, "runs 1 replica")
-	contains(r.warnings[0].message, "--set pingdirectory.container.replicaCount=2")
+	contains(r.warnings[0].message, "set pingdirectory.container.replicaCount to at least 2")
 }
 
 test_a_config_only_change_is_left_alone if {
