@@ -164,3 +164,42 @@ func golden(t *testing.T, path, got string) {
 		t.Errorf("%s differs (-update rewrites it):\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
+
+// helm --atomic answers a refused promotion by rolling back to the revision that opened the
+// canary, which sends the same object again: it is refused the same way, and the denial's
+// details say so; rolling back one revision further, to the stable tag, is a revert.
+func TestHelmRollbackAfterARefusedPromotion(t *testing.T) {
+	g := newGuard(t, nil)
+	live := openCanary()
+	pods := canaryPods(live, time.Hour, nil)
+	promotion := &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(openCanaryNoStatus(), 0), Pods: pods, User: admin}
+	refused, err := g.Check(context.Background(), promotion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollback := *promotion
+	rollback.New = withPartition(openCanaryNoStatus(), 0)
+	v, err := g.Validate(context.Background(), &rollback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused.Allowed || v.Allowed || len(v.Decision.Denials) != 1 || v.Decision.Denials[0].Rule != "partition-gate" {
+		t.Fatalf("promotion allowed = %v, rollback to the canary revision = %+v; want both refused by partition-gate", refused.Allowed, v.Decision)
+	}
+	details := strings.Join(v.Decision.Denials[0].Details, "\n")
+	for _, want := range []string{"helm --atomic / --rollback-on-failure", "is refused too", "helm rollback RELEASE <revision before the canary>", "pingdirectory.image.tag=9.0.0.1-latest"} {
+		if !strings.Contains(details, want) {
+			t.Errorf("details do not say %q:\n%s", want, details)
+		}
+	}
+
+	stable := *promotion
+	stable.New = withPartition(fixture.WithTag(openCanaryNoStatus(), "9.0.0.1-latest"), 0)
+	back, err := g.Check(context.Background(), &stable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Allowed {
+		t.Errorf("rolling back to the stable revision was refused: %v", back.Reasons)
+	}
+}

@@ -162,6 +162,7 @@ violation contains {"rule": "partition-gate", "message": msg, "details": details
 		sprintf("%s would move to the update revision %s (image %s)", [lib.pods(input.new.partition, min([input.old.partition, input.new.replicas])), update_revision, input.new.image.ref]),
 		sprintf("verdict: %s", [lib.verdict_command(unproven[0])]),
 		sprintf("logs: kubectl -n %s logs %s -c %s, or pdguard's webhook scan-log", [input.namespace, canary, lib.product_container]),
+		helm_rollback_text,
 		lib.break_glass_text,
 	]
 }
@@ -185,9 +186,18 @@ violation contains {"rule": "partition-gate", "message": msg, "details": details
 	details := [
 		sprintf("update revision: %s", [update_revision]),
 		sprintf("verdict: %s", [lib.verdict_command(input.new.replicas - 1)]),
+		helm_rollback_text,
 		lib.break_glass_text,
 	]
 }
+
+# A helm rollback to the revision that opened the canary sends exactly what the refused
+# promotion sent (the canary's tag, the chart's partition), so no request tells the two apart:
+# every gate denial says what happens to helm's automatic rollback.
+helm_rollback_text := sprintf(
+	"helm --atomic / --rollback-on-failure: helm's automatic rollback to the revision that opened the canary sends this same request and is refused too, so helm reports a failed rollback; nothing changed. Re-run the upgrade once the verdict is Succeeded, or go back with helm rollback RELEASE <revision before the canary> (or pingdirectory.image.tag=%s), which is let through as a revert.",
+	[lib.stable_tag],
+)
 
 violation contains {"rule": "downgrade", "message": msg} if {
 	input.change.version_order == -1
