@@ -5,6 +5,9 @@ package policy
 type Finding struct {
 	Rule    string `json:"rule"`
 	Message string `json:"message"`
+	// Details is what a reader needs only to dig deeper (commands, revisions): kept out of
+	// the message, which users read in the response, and carried by the audit record.
+	Details []string `json:"details,omitempty"`
 }
 
 // String is the finding as users see it in responses and logs: "[rule] message".
@@ -35,11 +38,10 @@ type Mutation struct {
 	Fired []Finding `json:"fired"`
 	// Warnings are shown to the user without changing anything (empty in dryrun).
 	Warnings []Finding `json:"warnings"`
-	// Shown is everything the response shows: Fired then Warnings when Apply, else
-	// Warnings.
+	// Shown is everything the response shows: Fired then Warnings, nothing in dryrun.
 	Shown []Finding `json:"shown"`
 	// Apply is true when Go must apply Partition, RecordCanary and CloseCanary, and spend
-	// an override the change needs (enforce mode only).
+	// an override the change needs (enforce and warn mode; dryrun changes nothing).
 	Apply bool `json:"apply"`
 	// Mode is the effective enforcement mode, for logs and audit.
 	Mode string `json:"mode"`

@@ -168,6 +168,11 @@ func findingsField(obj ast.Object, key *ast.Term, path string) ([]Finding, error
 			return nil, fmt.Errorf("%s[%d]%s is %v, not an object with string rule and message", path, i, from(elem), elem)
 		}
 		out[i] = Finding{Rule: rule, Message: msg}
+		if d := obj.Get(keyDetails); d != nil {
+			if out[i].Details, err = stringList(d.Value); err != nil {
+				return nil, fmt.Errorf("%s[%d]%s: details %w", path, i, from(elem), err)
+			}
+		}
 	}
 	return out, nil
 }
@@ -187,4 +192,21 @@ func from(t *ast.Term) string {
 		return ""
 	}
 	return fmt.Sprintf(" (from %s:%d)", t.Location.File, t.Location.Row)
+}
+
+// stringList reads a finding's details: an array of strings.
+func stringList(v ast.Value) ([]string, error) {
+	arr, ok := v.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an array of strings", ast.ValueName(v))
+	}
+	out := make([]string, 0, arr.Len())
+	for j := range arr.Len() {
+		str, ok := arr.Elem(j).Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("[%d] is %v, not a string", j, arr.Elem(j))
+		}
+		out = append(out, string(str))
+	}
+	return out, nil
 }

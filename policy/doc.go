@@ -13,7 +13,7 @@
 //
 // data.pdguard.framework.mutate_result is the mutating webhook's decision. Go applies
 // Partition (and writes or removes the canary record) only when Apply is set (enforce
-// mode), and shows Shown to the user; Fired is worth logging in every mode, since that is
+// and warn mode: pinning the canary refuses nothing), and shows Shown to the user; Fired is worth logging in every mode, since that is
 // all dryrun leaves behind.
 //
 // data.pdguard.framework.validate_result is the validating webhook's decision, on the

@@ -84,6 +84,7 @@ var (
 	keyMode         = ast.StringTerm("mode")
 	keyRule         = ast.StringTerm("rule")
 	keyMessage      = ast.StringTerm("message")
+	keyDetails      = ast.StringTerm("details")
 	keyAllowed      = ast.StringTerm("allowed")
 	keyDenials      = ast.StringTerm("denials")
 	keyViolations   = ast.StringTerm("violations")

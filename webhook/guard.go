@@ -38,7 +38,7 @@ func (g *Guard) WithClock(now func() time.Time) *Guard {
 
 // MutateResult is the mutating webhook's answer.
 type MutateResult struct {
-	// Patch is empty unless the mode is enforce and a rule changed the object.
+	// Patch is empty in dryrun mode and when no rule changed the object.
 	Patch    []jsonpatch.JsonPatchOperation
 	Rules    []string
 	Warnings []string

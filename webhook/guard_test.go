@@ -346,13 +346,27 @@ func TestCheck(t *testing.T) {
 			},
 			want: want{allowed: false, rules: []string{"bundled-config-and-version"}, reasons: []string{"dev"}},
 		},
-		"warn mode allows a bundled change with a warning and patches nothing": {
+		"warn mode allows a bundled change with a warning and still pins the canary": {
 			opts: func(o *policy.Config) { o.Enforcement = "warn" },
 			req: func() *policy.Request {
 				nw := withChecksum(fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), "0000")
 				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: nw, User: admin}
 			},
-			want: want{allowed: true, rules: []string{"bundled-config-and-version"}, warnings: []string{"checksum/config"}, noPatch: true},
+			want: want{allowed: true, rules: []string{"bundled-config-and-version", "canary-partition"}, warnings: []string{"pdguard would deny: ", "checksum/config"}, partition: &one, recordsCanary: true},
+		},
+		"warn mode pins the canary of a plain upgrade as enforce mode does": {
+			opts: func(o *policy.Config) { o.Enforcement = "warn" },
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: dev}
+			},
+			want: want{allowed: true, rules: []string{"canary-partition"}, noRules: []string{"missing-canary"}, partition: &one, recordsCanary: true},
+		},
+		"dryrun mode changes nothing, not even the partition": {
+			opts: func(o *policy.Config) { o.Enforcement = "dryrun" },
+			req: func() *policy.Request {
+				return &policy.Request{Operation: "UPDATE", Old: fixture.Live(), New: fixture.WithTag(fixture.Live(), "9.1.0.0-latest"), User: dev}
+			},
+			want: want{allowed: true, noPatch: true},
 		},
 		"a StatefulSet annotated enforce is enforced even when the server runs in warn mode": {
 			opts: func(o *policy.Config) { o.Enforcement = "warn" },
@@ -491,8 +505,9 @@ func TestMissingCanaryNamesTheConfiguredContainer(t *testing.T) {
 	if v.Allowed || len(v.Reasons) != 1 || !strings.HasPrefix(v.Reasons[0], "[missing-canary] ") {
 		t.Fatalf("want a missing-canary denial, got %+v", v)
 	}
-	if want := `"containers":[{"name":"directory","image":"`; !strings.Contains(v.Reasons[0], want) {
-		t.Errorf("the fix command does not patch the configured container:\n%s\nwant it to contain %s", v.Reasons[0], want)
+	details := strings.Join(v.Decision.Denials[0].Details, "\n")
+	if want := `"containers":[{"name":"directory","image":"`; !strings.Contains(details, want) {
+		t.Errorf("the fix command does not patch the configured container:\n%s\nwant it to contain %s", details, want)
 	}
 }
 

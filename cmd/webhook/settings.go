@@ -33,7 +33,7 @@ func (f *guardFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.container, "container", d.Diff.Container, "name of the PingDirectory container in the pod template")
 	fs.Int32Var(&f.canaryReplicas, "canary-replicas", d.CanaryReplicas, "how many of the highest ordinals a version change updates first")
 	fs.StringVar(&f.singleReplica, "single-replica", d.SingleReplica, "what to do with a version change on a 1-replica StatefulSet, where no canary is possible: warn or deny")
-	fs.StringVar(&f.enforcement, "enforcement", d.Enforcement, "enforce, warn (allow with warnings) or dryrun (allow silently, log and audit only); a StatefulSet's pdguard.io/enforcement annotation can only make it stricter")
+	fs.StringVar(&f.enforcement, "enforcement", d.Enforcement, "enforce (deny unsafe changes, pin the canary), warn (allow what enforce would deny, with a warning, and still pin the canary: pinning refuses nothing) or dryrun (change and refuse nothing, log and audit only); a StatefulSet's pdguard.io/enforcement annotation can only make it stricter")
 	fs.StringSliceVar(&f.overrideGroups, "override-groups", d.OverrideGroups, "users or groups whose pdguard.io/override-reason annotation lifts the rules")
 	fs.DurationVar(&f.soak, "soak", d.Soak, "how long a canary pod must have been Ready before its verdict can promote the rollout")
 	fs.StringVar(&f.policyDir, "policy-dir", "", "directory of extra Rego modules (package pdguard.validate: violation / advisory rules), reloaded on change")

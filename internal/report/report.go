@@ -50,8 +50,11 @@ type PodStatus struct {
 	Revision string `json:"revision"`
 	Image    string `json:"image"`
 	Ready    bool   `json:"ready"`
-	Verdict  string `json:"verdict,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	// Stable: the pod runs the stable revision (below an open canary's partition), so it
+	// needs no verdict; a verdict left from an earlier revision is not shown.
+	Stable  bool   `json:"stable,omitempty"`
+	Verdict string `json:"verdict,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 type Event struct {
@@ -85,8 +88,9 @@ func BuildReport(now time.Time, sets []appsv1.StatefulSet, pods []corev1.Pod, ev
 			s.StableImage = state.StableImage
 		}
 		for _, p := range state.Pods {
-			ps := PodStatus{Name: p.Name, Revision: p.Revision, Image: p.Image, Ready: p.Ready}
+			ps := PodStatus{Name: p.Name, Revision: p.Revision, Image: p.Image, Ready: p.Ready, Stable: p.OnStableRevision}
 			switch {
+			case p.OnStableRevision && p.Evidence.Stale():
 			case p.Evidence == rollout.EvidenceUnreadable:
 				ps.Verdict, ps.Reason = "Unreadable", p.VerdictErr.Error()
 			case p.Verdict != nil:
@@ -166,6 +170,9 @@ func (r Report) WriteText(w io.Writer) error {
 
 func verdictText(p PodStatus) string {
 	if p.Verdict == "" {
+		if p.Stable {
+			return "stable revision (no verdict needed)"
+		}
 		return ""
 	}
 	if p.Reason == "" {

@@ -48,6 +48,9 @@ type PodState struct {
 	// Revision is the pod's controller-revision-hash label.
 	Revision         string
 	OnUpdateRevision bool
+	// OnStableRevision: the pod runs the current revision while the update revision is
+	// another one, as the pods below an open canary's partition do. It needs no verdict.
+	OnStableRevision bool
 	Terminating      bool
 	// Ready is true only for a Ready pod that is not being deleted.
 	Ready    bool
@@ -157,6 +160,7 @@ func observePod(sts *appsv1.StatefulSet, updateRevision string, pod *corev1.Pod,
 		Terminating: pod.DeletionTimestamp != nil,
 	}
 	p.OnUpdateRevision = updateRevision != "" && p.Revision == updateRevision
+	p.OnStableRevision = !p.OnUpdateRevision && p.Revision != "" && p.Revision == sts.Status.CurrentRevision
 	if since, ready := ReadySince(pod); ready && !p.Terminating {
 		p.Ready = true
 		p.ReadyFor = max(0, opts.Now.Sub(since))

@@ -2,7 +2,8 @@
 # mode and the break-glass override, and turns what the rules found into the decisions Go
 # acts on. The rule files, built in or from the policy directory, only emit findings:
 #
-#   data.pdguard.validate.violation, .advisory   sets of {"rule": ..., "message": ...}
+#   data.pdguard.validate.violation, .advisory   sets of {"rule": ..., "message": ...},
+#                                                optionally "details": [string], kept whole
 #   data.pdguard.mutate.change                   the one change a mutate rule makes, if any
 #   data.pdguard.mutate.advisory                 a set of {"rule": ..., "message": ...}
 #
@@ -176,7 +177,7 @@ override_finding := {"rule": "override", "message": msg} if {
 
 default denials := []
 
-denials := [{"rule": v.rule, "message": concat("", [v.message, override_note])} | some v in violations] if {
+denials := [object.union(v, {"message": concat("", [v.message, override_note])}) | some v in violations] if {
 	count(violations) > 0
 	mode == "enforce"
 	override_active == false
@@ -190,12 +191,12 @@ override_warnings := [override_finding] if override_active
 # exclude each other on override_active.
 default violation_warnings := []
 
-violation_warnings := [{"rule": v.rule, "message": concat("", [override_prefix, v.message])} | some v in violations] if {
+violation_warnings := [object.union(v, {"message": concat("", [override_prefix, v.message])}) | some v in violations] if {
 	count(violations) > 0
 	override_active
 }
 
-violation_warnings := [{"rule": v.rule, "message": concat("", ["pdguard would deny: ", v.message, override_note])} | some v in violations] if {
+violation_warnings := [object.union(v, {"message": concat("", ["pdguard would deny: ", v.message, override_note])}) | some v in violations] if {
 	count(violations) > 0
 	mode == "warn"
 	override_active == false
@@ -254,17 +255,11 @@ fired := [{"rule": applied.rule, "message": concat("", [applied.message, overrid
 
 mutate_advisories := [a | some a in mutate.advisory]
 
-# In warn mode the user sees what enforce mode would have changed; under an override, what
-# it did not change. The definitions exclude each other on override_authorized.
+# Under an override the user sees what was not changed. Warn mode changes the request as
+# enforce mode does: pinning the canary refuses nothing, and without it a plain upgrade
+# would restart every pod into replace-profile at once behind a warning. dryrun is the mode
+# that changes nothing.
 default change_warnings := []
-
-change_warnings := [{"rule": f.rule, "message": msg} |
-	some f in fired
-	msg := sprintf("enforcement mode is warn, so this request was not changed; in enforce mode %s", [f.message])
-] if {
-	mode == "warn"
-	override_authorized == false
-}
 
 change_warnings := [{"rule": mutate.change.rule, "message": msg}] if {
 	override_authorized
@@ -275,16 +270,21 @@ default mutate_warnings := []
 
 mutate_warnings := array.concat(change_warnings, mutate_advisories) if mode != "dryrun"
 
-# What the response shows: in enforce mode what was changed, then the warnings.
+# What the response shows: what was changed, then the warnings; dryrun shows nothing.
 default shown := []
 
-shown := array.concat(fired, mutate_warnings) if mode == "enforce"
+shown := array.concat(fired, mutate_warnings) if mode != "dryrun"
 
-shown := mutate_warnings if mode == "warn"
+# Modes in which Go applies the change.
+default apply := false
+
+apply if mode == "enforce"
+
+apply if mode == "warn"
 
 # data.pdguard.framework.mutate_result: Go applies partition and the canary record only
-# when apply is true (enforce mode); fired is worth logging in every mode, since that is
-# all dryrun leaves behind.
+# when apply is true (enforce and warn mode); fired is worth logging in every mode, since
+# that is all dryrun leaves behind.
 mutate_result := {
 	"partition": c.partition,
 	"record_canary": c.record_canary,
@@ -318,6 +318,6 @@ full_mutate_result := {
 	"fired": fired,
 	"warnings": mutate_warnings,
 	"shown": shown,
-	"apply": mode == "enforce",
+	"apply": apply,
 	"mode": mode,
 }

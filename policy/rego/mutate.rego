@@ -35,7 +35,7 @@ change := {
 	"record_canary": false,
 	"close_canary": false,
 	"message": sprintf(
-		"pdguard %s because a canary is open and this request changes the pod template (%s): only %s, the canary, is recreated with the change, so a profile fix can be tried there while the stable image %s stays on %s. The canary's earlier replace-profile verdict does not count for the new revision: wait for a new Succeeded verdict (%s prints it), then re-run the same helm upgrade to promote; or set the image tag back to %s to roll the canary back.",
+		"pdguard %s because a canary is open and this request changes the pod template (%s): only %s, the canary, is recreated with the change, so a profile fix can be tried there while the stable image %s stays on %s. The canary's earlier replace-profile verdict does not count for the new revision: wait for a new Succeeded verdict (%s prints it), then re-run the same helm upgrade to promote; or roll the canary back with pingdirectory.image.tag set back to %s (same helm upgrade, same -f values files).",
 		[
 			lib.partition_action(p),
 			concat(", ", lib.list(input.change.config_paths)),
@@ -83,12 +83,12 @@ change := {
 # message explains it; the canary this mutation prepares never happens, so its plan would
 # only mislead.
 canary_plan(p) := sprintf(
-	"for the image change from %s to %s, but this request also changes %s, so pdguard's validating webhook refuses it: see its message for how to split the change",
+	"for the image change from %s to %s, but this request also changes %s, which pdguard's validating webhook refuses with a version change: see its message for how to split the change",
 	[input.old.image.ref, input.new.image.ref, concat(", ", lib.list(input.change.config_paths))],
 ) if count(lib.list(input.change.config_paths)) > 0
 
 else := sprintf(
-	"so that the image change from %s to %s reaches only %s (ordinals %d and up), while the stable image %s stays on %s. Next: wait for the canary's replace-profile verdict (%s prints it; it must be Succeeded), then re-run the same helm upgrade to promote the other pods; or set the image tag back to %s to roll the canary back.",
+	"so that the image change from %s to %s reaches only %s (ordinals %d and up), while the stable image %s stays on %s. Next: wait for the canary's replace-profile verdict (%s prints it; it must be Succeeded), then re-run the same helm upgrade to promote the other pods; or roll the canary back with pingdirectory.image.tag set back to %s (same helm upgrade, same -f values files).",
 	[
 		input.old.image.ref,
 		input.new.image.ref,
@@ -104,13 +104,12 @@ else := sprintf(
 }
 
 else := sprintf(
-	"so that no pod takes the image change from %s to %s yet: the partition is not below the %d replicas, so every pod stays on the stable image %s. To start the canary, lower the partition to %d (helm upgrade ... --set pingdirectory.workload.statefulSet.partition=%d) so that only %s updates, and promote once its replace-profile verdict is Succeeded.",
+	"so that no pod takes the image change from %s to %s yet: the partition is not below the %d replicas, so every pod stays on the stable image %s. To start the canary, set pingdirectory.workload.statefulSet.partition to %d (the same helm upgrade you ran, same -f values files) so that only %s updates, and promote once its replace-profile verdict is Succeeded.",
 	[
 		input.old.image.ref,
 		input.new.image.ref,
 		input.new.replicas,
 		lib.stable_image.ref,
-		lib.desired_partition,
 		lib.desired_partition,
 		lib.pods(lib.desired_partition, input.new.replicas),
 	],
@@ -121,7 +120,7 @@ advisory contains {"rule": "single-replica", "message": msg} if {
 	lib.guarded_version_change
 	input.new.replicas <= 1
 	msg := sprintf(
-		"StatefulSet %s runs %d replica, so pdguard cannot hold back a canary for the image change from %s to %s: the only pod restarts into manage-profile replace-profile on the new version, which migrates it irreversibly. Take a backup before it restarts; to get a canary next time, scale to at least 2 replicas first (helm upgrade ... --set pingdirectory.container.replicaCount=2) and change the tag afterwards.",
+		"StatefulSet %s runs %d replica, so pdguard cannot hold back a canary for the image change from %s to %s: the only pod restarts into manage-profile replace-profile on the new version, which migrates it irreversibly. Take a backup before it restarts; to get a canary next time, first set pingdirectory.container.replicaCount to at least 2 with the tag unchanged, then change only pingdirectory.image.tag.",
 		[lib.object_name, input.new.replicas, input.old.image.ref, input.new.image.ref],
 	)
 }

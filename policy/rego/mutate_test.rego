@@ -27,14 +27,14 @@ test_version_change_on_two_replicas_updates_only_pod_1 if {
 	contains(msg, "stays on pod pd-0")
 	contains(msg, "kubectl -n ping get pod pd-1 -o jsonpath='{.metadata.annotations.pdguard\\.io/replace-profile}'")
 	contains(msg, "re-run the same helm upgrade")
-	contains(msg, "set the image tag back to 10.1.0.0-latest")
+	contains(msg, "pingdirectory.image.tag set back to 10.1.0.0-latest (same helm upgrade, same -f values files)")
 	r.warnings == []
 }
 
 test_a_bundled_version_change_gets_no_canary_plan_only_a_pointer_to_the_refusal if {
 	r := framework.mutate_result with input as object.union(fixtures.version_change, {"change": {"config_paths": ["spec.template.metadata.annotations[checksum/config]"]}})
 	r.partition == 1
-	contains(r.fired[0].message, "also changes spec.template.metadata.annotations[checksum/config], so pdguard's validating webhook refuses it")
+	contains(r.fired[0].message, "also changes spec.template.metadata.annotations[checksum/config], which pdguard's validating webhook refuses with a version change")
 	not contains(r.fired[0].message, "Next: wait")
 }
 
@@ -79,7 +79,7 @@ test_a_partition_at_or_above_replicas_says_no_pod_updates_yet if {
 	r.partition == 2
 	r.record_canary
 	contains(r.fired[0].message, "no pod takes the image change")
-	contains(r.fired[0].message, "lower the partition to 1")
+	contains(r.fired[0].message, "set pingdirectory.workload.statefulSet.partition to 1")
 }
 
 test_a_new_version_on_an_open_canary_keeps_the_live_partition if {
@@ -100,7 +100,7 @@ test_a_single_replica_gets_no_partition_but_a_warning if {
 	r.fired == []
 	fixtures.rules(r.warnings) == ["single-replica"]
 	contains(r.warnings[0].message, "runs 1 replica")
-	contains(r.warnings[0].message, "--set pingdirectory.container.replicaCount=2")
+	contains(r.warnings[0].message, "set pingdirectory.container.replicaCount to at least 2")
 }
 
 test_a_config_only_change_is_left_alone if {
@@ -160,13 +160,29 @@ test_reverting_with_a_larger_partition_still_brings_the_canary_back if {
 
 # Modes
 
-test_warn_mode_returns_what_would_have_changed if {
+test_warn_mode_still_pins_the_canary if {
 	r := framework.mutate_result with input as fixtures.enforcement(fixtures.version_change, "warn")
 	r.mode == "warn"
+	r.apply
 	r.partition == 1
+	r.record_canary
 	fixtures.rules(r.fired) == ["canary-partition"]
-	fixtures.rules(r.warnings) == ["canary-partition"]
-	startswith(r.warnings[0].message, "enforcement mode is warn, so this request was not changed; in enforce mode pdguard sets")
+	fixtures.rules(r.shown) == ["canary-partition"]
+	startswith(r.shown[0].message, "pdguard sets spec.updateStrategy.rollingUpdate.partition of ping/pd to 1")
+	r.warnings == []
+}
+
+test_warn_mode_still_keeps_an_open_canary_pinned if {
+	r := framework.mutate_result with input as fixtures.enforcement(fixtures.canary_fix, "warn")
+	r.apply
+	r.partition == fixtures.canary_fix.old.partition
+	fixtures.rules(r.fired) == ["canary-repin"]
+}
+
+test_dryrun_mode_applies_nothing if {
+	r := framework.mutate_result with input as fixtures.enforcement(fixtures.version_change, "dryrun")
+	not r.apply
+	r.shown == []
 }
 
 test_dryrun_mode_keeps_the_findings_for_the_log_only if {
@@ -260,6 +276,6 @@ test_the_fast_paths_match_the_full_result if {
 		r := framework.mutate_result with input as req
 		f := framework.full_mutate_result with input as req
 		r == f
-		r.apply == {"enforce": true, "warn": false, "dryrun": false}[r.mode]
+		r.apply == {"enforce": true, "warn": true, "dryrun": false}[r.mode]
 	}
 }

@@ -21,24 +21,39 @@ update_revision := input.old.update_revision
 
 soak_seconds := object.get(input.settings, "soak_seconds", 0)
 
-violation contains {"rule": "bundled-config-and-version", "message": msg} if {
+# Messages lead with what was refused and why, then the facts, then the next step; what an
+# operator needs only to dig deeper goes to details, which the audit record keeps.
+violation contains {"rule": "bundled-config-and-version", "message": msg, "details": details} if {
 	input.change.version_changed == true
 	lib.is_update
 	paths := input.change.config_paths
 	is_array(paths)
 	count(paths) > 0
 	old_tag := lib.tag_or_ref(input.old.image)
+	new_tag := lib.tag_or_ref(input.new.image)
 	msg := sprintf(
-		"the update of StatefulSet %s changes the PingDirectory image %s together with %s (%s): a version change must never be combined with a configuration change, because every restarted pod runs manage-profile replace-profile with both at once, an irreversible migration whose failure could not be pinned on either. Split it: first roll out the configuration change alone with the current tag %s (helm upgrade ... --set pingdirectory.image.tag=%s), wait until every pod is updated and Ready, then change only the tag to %s.",
-		[lib.object_name, from_to, fields_text(paths), concat(", ", paths), old_tag, old_tag, lib.tag_or_ref(input.new.image)],
+		"pdguard refused StatefulSet %s: pingdirectory.image.tag changes from %s to %s with %s (a version change goes alone). %sNext: %sthe same helm upgrade you ran (same -f values files) with pingdirectory.image.tag at %s; once all pods are Ready, set only pingdirectory.image.tag to %s.",
+		[lib.object_name, old_tag, new_tag, concat(", ", paths), checksum_text(paths), rollback_first(paths), old_tag, new_tag],
 	)
+	details := [
+		"Every restarted pod would run manage-profile replace-profile with both changes at once, an irreversible migration whose failure could not be pinned on either.",
+		"helm history RELEASE lists the revisions; the last one with status deployed is the one to roll back to.",
+	]
 }
 
-fields_text(paths) := "1 other field" if count(paths) == 1
+checksum_path := "spec.template.metadata.annotations[checksum/config]"
 
-else := sprintf("%d other fields", [count(paths)])
+# The chart's checksum/config is the hash of the env ConfigMaps, which helm writes before
+# the StatefulSet: the refusal does not undo them.
+checksum_text(paths) := "checksum/config hashes the env ConfigMaps (pingdirectory.envs, global.envs): helm already wrote the new data, read by restarting pods. " if checksum_path in paths
 
-violation contains {"rule": "missing-canary", "message": msg} if {
+else := ""
+
+rollback_first(paths) := "helm rollback RELEASE <last deployed revision>; then " if checksum_path in paths
+
+else := ""
+
+violation contains {"rule": "missing-canary", "message": msg, "details": [patch_text]} if {
 	input.change.version_changed == true
 	lib.guarded_version_change
 	input.new.replicas > 1
@@ -49,12 +64,10 @@ violation contains {"rule": "missing-canary", "message": msg} if {
 		[n, lib.product_container, input.new.image.ref],
 	)
 	msg := sprintf(
-		"the update of StatefulSet %s changes the image %s on %d replicas without a canary partition (%s is %d, it must be at least %d), so every pod would restart into replace-profile on the new version. pdguard's mutating webhook sets the partition, so it probably did not run (failurePolicy Ignore, or the webhook was unreachable): check kubectl get mutatingwebhookconfigurations and the pdguard pods. To go ahead, set the partition to %d in the same change: add --set pingdirectory.workload.statefulSet.partition=%d to the helm upgrade, or run kubectl -n %s patch statefulset %s -p '%s'.",
-		[
-			lib.object_name, from_to, input.new.replicas, lib.partition_field, input.new.partition,
-			lib.desired_partition, n, n, input.namespace, input.name, patch,
-		],
+		"pdguard refused the update of StatefulSet %s: it changes the image %s on %d replicas without a canary partition (%d, at least %d needed), so every pod would restart into replace-profile at once. pdguard's mutating webhook probably did not run: check kubectl get mutatingwebhookconfigurations and the pdguard pods. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d.",
+		[lib.object_name, from_to, input.new.replicas, input.new.partition, lib.desired_partition, n],
 	)
+	patch_text := sprintf("Or patch it directly: kubectl -n %s patch statefulset %s -p '%s'", [input.namespace, input.name, patch])
 }
 
 # Partition gate: lowering the partition of an open canary promotes the update revision to
@@ -79,13 +92,13 @@ proven(i) if {
 	pod.proven == true
 }
 
-pod_problem(i) := sprintf("Pod %s/%s does not exist", [input.namespace, lib.pod_name(i)]) if {
+pod_problem(i) := sprintf("Pod %s does not exist", [lib.pod_name(i)]) if {
 	count(pods_at_ordinal(i)) == 0
-} else := sprintf("Pod %s/%s: %s", [input.namespace, pod.name, concat("; ", issues)]) if {
+} else := sprintf("Pod %s: %s", [pod.name, concat("; ", issues)]) if {
 	pod := pods_at_ordinal(i)[0]
 	issues := array.concat(array.concat(revision_issue(pod), readiness_issue(pod)), verdict_issue(pod))
 	count(issues) > 0
-} else := sprintf("Pod %s/%s is not proven", [input.namespace, lib.pod_name(i)])
+} else := sprintf("Pod %s is not proven", [lib.pod_name(i)])
 
 revision_issue(pod) := [] if pod.on_update_revision == true
 
@@ -108,7 +121,7 @@ verdict_issue(pod) := [] if {
 	pod.evidence == "unreadable"
 } else := [sprintf("its pdguard.io/replace-profile verdict was not issued by pdguard (%s), so it proves nothing; pdguard replaces it with its own judgement", [pod.verdict_error])] if {
 	pod.evidence == "untrusted"
-} else := [sprintf("replace-profile verdict is %s%s%s", [v.verdict, reason_text(v), stale_text(pod)])] if {
+} else := [sprintf("verdict %s%s%s", [v.verdict, stale_text(pod), reason_text(v)])] if {
 	v := pod.verdict
 	v.verdict != "Succeeded"
 } else := [sprintf("its Succeeded verdict is stale: it is about revision %s, not the update revision %s", [pod.verdict.revision, update_revision])] if {
@@ -117,20 +130,20 @@ verdict_issue(pod) := [] if {
 	pod.evidence == "stale-container"
 } else := ["no pdguard.io/replace-profile verdict yet"]
 
-reason_text(v) := sprintf(" (reason: %s)", [v.reason]) if v.reason != ""
+reason_text(v) := sprintf(": %s", [v.reason]) if v.reason != ""
 
 else := ""
 
-stale_text(pod) := ", recorded for an earlier revision" if pod.evidence == "stale-revision"
+stale_text(pod) := " (recorded for an earlier revision)" if pod.evidence == "stale-revision"
 
-else := ", recorded for an earlier container" if {
+else := " (recorded for an earlier container)" if {
 	pod.evidence == "stale-container"
 	pod.verdict.container_id != ""
 }
 
 else := ""
 
-violation contains {"rule": "partition-gate", "message": msg} if {
+violation contains {"rule": "partition-gate", "message": msg, "details": details} if {
 	input.canary.open == true
 	input.change.version_changed == false
 	gate_applies
@@ -138,36 +151,53 @@ violation contains {"rule": "partition-gate", "message": msg} if {
 	count(unproven) > 0
 	canary := lib.pod_name(unproven[0])
 	msg := sprintf(
-		"lowering %s of StatefulSet %s from %d to %d would move %s to the update revision %s (image %s), but the canary is not proven yet. %s. Next: wait and re-run the same command once the canary's replace-profile verdict is Succeeded (%s prints it); inspect the canary with kubectl -n %s logs %s -c %s or pdguard's webhook scan-log; if replace-profile failed, set the image tag back to %s to roll the canary back; %s.",
+		"pdguard refused to lower the partition of StatefulSet %s from %d to %d: the canary is not proven. %s. Next: re-run the same helm upgrade once the verdict is Succeeded; if it failed, the same helm upgrade (same -f values files) with pingdirectory.image.tag=%s.",
 		[
-			lib.partition_field, lib.object_name, input.old.partition, input.new.partition,
-			lib.pods(input.new.partition, min([input.old.partition, input.new.replicas])), update_revision, input.new.image.ref,
-			concat(". ", [pod_problem(i) | some i in unproven]),
-			lib.verdict_command(unproven[0]), input.namespace, canary, lib.product_container,
-			lib.stable_tag, lib.break_glass_text,
+			lib.object_name, input.old.partition, input.new.partition,
+			concat(". ", [trim_right(pod_problem(i), ".") | some i in unproven]),
+			lib.stable_tag,
 		],
 	)
+	details := [
+		sprintf("%s would move to the update revision %s (image %s)", [lib.pods(input.new.partition, min([input.old.partition, input.new.replicas])), update_revision, input.new.image.ref]),
+		sprintf("verdict: %s", [lib.verdict_command(unproven[0])]),
+		sprintf("logs: kubectl -n %s logs %s -c %s, or pdguard's webhook scan-log", [input.namespace, canary, lib.product_container]),
+		helm_rollback_text,
+		lib.break_glass_text,
+	]
 }
 
 # With no pod at or above the live partition there is no canary to prove, so only opening
 # one (a partition that still spares the lower pods) is let through.
-violation contains {"rule": "partition-gate", "message": msg} if {
+violation contains {"rule": "partition-gate", "message": msg, "details": details} if {
 	input.canary.open == true
 	input.change.version_changed == false
 	gate_applies
 	count(canary_ordinals) == 0
 	input.new.partition < lib.desired_partition
 	msg := sprintf(
-		"lowering %s of StatefulSet %s from %d to %d would move %s to the update revision %s (image %s) although no pod runs it yet (the partition is not below the %d replicas), so nothing proves that replace-profile succeeds on it. Lower the partition to %d first (helm upgrade ... --set pingdirectory.workload.statefulSet.partition=%d) so that only %s updates as the canary, wait for its Succeeded verdict (%s prints it), then lower it further; %s.",
+		"pdguard refused to lower the partition of StatefulSet %s from %d to %d: no pod runs %s yet (the partition is not below the %d replicas), so nothing proves replace-profile succeeds on it. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d, so only %s updates as the canary; lower it further once its verdict is Succeeded.",
 		[
-			lib.partition_field, lib.object_name, input.old.partition, input.new.partition,
-			lib.pods(input.new.partition, min([input.old.partition, input.new.replicas])), update_revision, input.new.image.ref, input.new.replicas,
-			lib.desired_partition, lib.desired_partition,
-			lib.pods(lib.desired_partition, input.new.replicas),
-			lib.verdict_command(input.new.replicas - 1), lib.break_glass_text,
+			lib.object_name, input.old.partition, input.new.partition,
+			input.new.image.ref, input.new.replicas,
+			lib.desired_partition, lib.pods(lib.desired_partition, input.new.replicas),
 		],
 	)
+	details := [
+		sprintf("update revision: %s", [update_revision]),
+		sprintf("verdict: %s", [lib.verdict_command(input.new.replicas - 1)]),
+		helm_rollback_text,
+		lib.break_glass_text,
+	]
 }
+
+# A helm rollback to the revision that opened the canary sends exactly what the refused
+# promotion sent (the canary's tag, the chart's partition), so no request tells the two apart:
+# every gate denial says what happens to helm's automatic rollback.
+helm_rollback_text := sprintf(
+	"helm --atomic / --rollback-on-failure: helm's automatic rollback to the revision that opened the canary sends this same request and is refused too, so helm reports a failed rollback; nothing changed. Re-run the upgrade once the verdict is Succeeded, or go back with helm rollback RELEASE <revision before the canary> (or pingdirectory.image.tag=%s), which is let through as a revert.",
+	[lib.stable_tag],
+)
 
 violation contains {"rule": "downgrade", "message": msg} if {
 	input.change.version_order == -1
@@ -176,7 +206,7 @@ violation contains {"rule": "downgrade", "message": msg} if {
 	input.change.version_order == -1
 	stable := lib.stable_image
 	msg := sprintf(
-		"the update of StatefulSet %s changes PingDirectory from version %s (%s) to the lower version %s (%s), but PingDirectory cannot be downgraded in place: replace-profile has already migrated the server's data to %s. Keep the tag %s, or restore the older version from a backup taken with it.",
+		"pdguard refused the update of StatefulSet %s: it changes PingDirectory from %s (%s) to the lower version %s (%s), which cannot be done in place: replace-profile has already migrated the data to %s. Next: keep pingdirectory.image.tag at %s, or restore the older version from a backup taken with it.",
 		[
 			lib.object_name, lib.version_text(stable), stable.ref,
 			lib.version_text(input.new.image), input.new.image.ref,
@@ -185,15 +215,15 @@ violation contains {"rule": "downgrade", "message": msg} if {
 	)
 }
 
-violation contains {"rule": "single-replica", "message": msg} if {
+violation contains {"rule": "single-replica", "message": msg, "details": [lib.break_glass_text]} if {
 	input.settings.single_replica == "deny"
 	input.change.version_changed == true
 	lib.guarded_version_change
 	input.new.replicas <= 1
 	input.settings.single_replica == "deny"
 	msg := sprintf(
-		"the update of StatefulSet %s changes the image %s but it runs %d replica, so there is no pod to try manage-profile replace-profile on before the whole directory is migrated, irreversibly. Scale to at least 2 replicas first with the current tag (helm upgrade ... --set pingdirectory.container.replicaCount=2), wait for the new pod to be Ready, then change only the tag; %s.",
-		[lib.object_name, from_to, input.new.replicas, lib.break_glass_text],
+		"pdguard refused the update of StatefulSet %s: it changes the image %s on %d replica, so no canary can try replace-profile before the whole directory migrates, irreversibly. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag unchanged and pingdirectory.container.replicaCount=2; once the new pod is Ready, change only pingdirectory.image.tag.",
+		[lib.object_name, from_to, input.new.replicas],
 	)
 }
 

@@ -39,10 +39,25 @@ test_a_version_change_bundled_with_config_lists_every_path_and_how_to_split if {
 	denied_by(r, "bundled-config-and-version")
 	msg := r.denials[0].message
 	contains(msg, "StatefulSet ping/pd")
-	contains(msg, "from pingidentity/pingdirectory:10.1.0.0-latest to pingidentity/pingdirectory:10.2.0.0-latest")
-	contains(msg, "together with 2 other fields (spec.replicas, spec.template.spec.containers[pingdirectory].env[MAX_HEAP_SIZE])")
-	contains(msg, "alone with the current tag 10.1.0.0-latest (helm upgrade ... --set pingdirectory.image.tag=10.1.0.0-latest)")
-	contains(msg, "then change only the tag to 10.2.0.0-latest")
+	contains(msg, "pingdirectory.image.tag changes from 10.1.0.0-latest to 10.2.0.0-latest with spec.replicas, spec.template.spec.containers[pingdirectory].env[MAX_HEAP_SIZE] (a version change goes alone)")
+	contains(msg, "the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag at 10.1.0.0-latest")
+	contains(msg, "set only pingdirectory.image.tag to 10.2.0.0-latest")
+	not contains(msg, "helm rollback")
+	not contains(msg, "pingdirectory.envs")
+}
+
+test_a_bundled_checksum_change_says_the_configmaps_are_already_written if {
+	r := framework.validate_result with input as object.union(fixtures.version_change_mutated, {"change": {"config_paths": [
+		"spec.template.metadata.annotations[checksum/config]",
+	]}})
+	denied_by(r, "bundled-config-and-version")
+	msg := r.denials[0].message
+	hash := indexof(msg, "checksum/config hashes the env ConfigMaps (pingdirectory.envs, global.envs)")
+	written := indexof(msg, "helm already wrote the new data, read by restarting pods")
+	rollback := indexof(msg, "helm rollback RELEASE <last deployed revision>")
+	hash > 0
+	written > hash
+	rollback > written
 }
 
 test_a_version_change_alone_is_not_bundled if {
@@ -61,16 +76,16 @@ test_a_version_change_without_a_partition_is_denied_with_the_partition_to_set if
 	r := framework.validate_result with input as object.union(fixtures.version_change, {"phase": "validate"})
 	denied_by(r, "missing-canary")
 	msg := r.denials[0].message
-	contains(msg, "without a canary partition (spec.updateStrategy.rollingUpdate.partition is 0, it must be at least 1)")
-	contains(msg, "failurePolicy Ignore")
-	contains(msg, "--set pingdirectory.workload.statefulSet.partition=1")
-	contains(msg, `kubectl -n ping patch statefulset pd -p '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}},"template":{"spec":{"containers":[{"name":"pingdirectory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]}}}}'`)
+	contains(msg, "on 2 replicas without a canary partition (0, at least 1 needed)")
+	contains(msg, "mutatingwebhookconfigurations")
+	contains(msg, "(same -f values files) with pingdirectory.workload.statefulSet.partition=1")
+	contains(r.denials[0].details[0], `kubectl -n ping patch statefulset pd -p '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}},"template":{"spec":{"containers":[{"name":"pingdirectory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]}}}}'`)
 }
 
 test_the_missing_canary_fix_patches_the_configured_container if {
 	r := framework.validate_result with input as object.union(fixtures.version_change, {"settings": {"container": "directory"}})
 	denied_by(r, "missing-canary")
-	contains(r.denials[0].message, `"containers":[{"name":"directory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]`)
+	contains(r.denials[0].details[0], `"containers":[{"name":"directory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]`)
 }
 
 test_the_missing_partition_follows_the_canary_replicas_setting if {
@@ -80,7 +95,7 @@ test_the_missing_partition_follows_the_canary_replicas_setting if {
 		"settings": {"canary_replicas": 1},
 	})
 	denied_by(r, "missing-canary")
-	contains(r.denials[0].message, "it must be at least 4")
+	contains(r.denials[0].message, "without a canary partition (3, at least 4 needed)")
 }
 
 test_a_revert_needs_no_canary if {
@@ -105,21 +120,25 @@ test_promotion_without_a_verdict_is_denied_with_what_to_do if {
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	msg := r.denials[0].message
-	contains(msg, "lowering spec.updateStrategy.rollingUpdate.partition of StatefulSet ping/pd from 1 to 0 would move pod pd-0 to the update revision rev-next (image pingidentity/pingdirectory:10.2.0.0-latest)")
-	contains(msg, "Pod ping/pd-1: no pdguard.io/replace-profile verdict yet.")
-	contains(msg, "wait and re-run the same command")
-	contains(msg, "kubectl -n ping get pod pd-1 -o jsonpath=")
-	contains(msg, "kubectl -n ping logs pd-1 -c pingdirectory")
-	contains(msg, "webhook scan-log")
-	contains(msg, "set the image tag back to 10.1.0.0-latest")
-	contains(msg, "a member of [pdguard-admins] can run kubectl -n ping annotate --overwrite statefulset pd pdguard.io/override-reason=")
+	startswith(msg, "pdguard refused to lower the partition of StatefulSet ping/pd from 1 to 0: the canary is not proven.")
+	contains(msg, "Pod pd-1: no pdguard.io/replace-profile verdict yet.")
+	contains(msg, "re-run the same helm upgrade once the verdict is Succeeded")
+	contains(msg, "if it failed, the same helm upgrade (same -f values files) with pingdirectory.image.tag=10.1.0.0-latest")
+	details := concat("\n", r.denials[0].details)
+	contains(details, "the update revision rev-next")
+	contains(details, "kubectl -n ping get pod pd-1 -o jsonpath=")
+	contains(details, "kubectl -n ping logs pd-1 -c pingdirectory")
+	contains(details, "webhook scan-log")
+	contains(details, "helm's automatic rollback to the revision that opened the canary sends this same request and is refused too")
+	contains(details, "helm rollback RELEASE <revision before the canary> (or pingdirectory.image.tag=10.1.0.0-latest)")
+	contains(details, "a member of [pdguard-admins] can run kubectl -n ping annotate --overwrite statefulset pd pdguard.io/override-reason=")
 }
 
 test_a_failed_canary_reports_the_verdict_and_reason if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "reason": "manage-profile replace-profile exited 1"}}), "current")
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "Pod ping/pd-1: replace-profile verdict is Failed (reason: manage-profile replace-profile exited 1).")
+	contains(r.denials[0].message, "Pod pd-1: verdict Failed: manage-profile replace-profile exited 1.")
 }
 
 test_a_verdict_for_an_earlier_revision_is_stale if {
@@ -139,7 +158,7 @@ test_a_verdict_for_an_earlier_container_is_stale if {
 test_a_failed_verdict_for_an_earlier_revision_says_so if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "revision": "rev-older"}}), "stale-revision")
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
-	contains(r.denials[0].message, "replace-profile verdict is Failed, recorded for an earlier revision")
+	contains(r.denials[0].message, "verdict Failed (recorded for an earlier revision)")
 }
 
 test_an_unreadable_verdict_reports_the_error if {
@@ -153,34 +172,34 @@ test_a_verdict_pdguard_did_not_issue_proves_nothing if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict_error": "its signature does not match: it was written or changed by someone other than pdguard"}), "untrusted")
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "Pod ping/pd-1: its pdguard.io/replace-profile verdict was not issued by pdguard (its signature does not match")
+	contains(r.denials[0].message, "Pod pd-1: its pdguard.io/replace-profile verdict was not issued by pdguard (its signature does not match")
 }
 
 test_a_canary_that_is_not_ready_is_not_proven if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"ready": false, "ready_seconds": 0, "soaked": false}), "current")
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "Pod ping/pd-1: not Ready.")
+	contains(r.denials[0].message, "Pod pd-1: not Ready.")
 }
 
 test_a_canary_still_soaking_is_not_proven if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"ready_seconds": 12, "soaked": false}), "current")
 	r := framework.validate_result with input as object.union(fixtures.with_pod(fixtures.promotion, pod), {"settings": {"soak_seconds": 30}})
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "Pod ping/pd-1: not Ready for 30s yet (ready 12s).")
+	contains(r.denials[0].message, "Pod pd-1: not Ready for 30s yet (ready 12s).")
 }
 
 test_a_canary_on_another_revision_lists_every_missing_piece if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"revision": "rev-stable", "on_update_revision": false, "ready_seconds": 5, "soaked": false, "verdict": null}), "none")
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "Pod ping/pd-1: runs revision rev-stable, not the update revision rev-next; not Ready for 60s yet (ready 5s); no pdguard.io/replace-profile verdict yet.")
+	contains(r.denials[0].message, "Pod pd-1: runs revision rev-stable, not the update revision rev-next; not Ready for 60s yet (ready 5s); no pdguard.io/replace-profile verdict yet.")
 }
 
 test_a_missing_canary_pod_is_named if {
 	r := framework.validate_result with input as object.union(fixtures.promotion, {"pods": [fixtures.stable_pod(0)]})
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "Pod ping/pd-1 does not exist.")
+	contains(r.denials[0].message, "Pod pd-1 does not exist.")
 }
 
 test_every_canary_must_be_proven if {
@@ -197,9 +216,9 @@ test_every_canary_must_be_proven if {
 	r := framework.validate_result with input as req
 	denied_by(r, "partition-gate")
 	msg := r.denials[0].message
-	contains(msg, "would move pods pd-0, pd-1 to the update revision")
-	contains(msg, "Pod ping/pd-3: replace-profile verdict is InProgress.")
-	not contains(msg, "Pod ping/pd-2")
+	contains(r.denials[0].details[0], "pods pd-0, pd-1 would move to the update revision")
+	contains(msg, "Pod pd-3: verdict InProgress.")
+	not contains(msg, "Pod pd-2")
 
 	proven := framework.validate_result with input as fixtures.with_pod(req, fixtures.canary_pod(3))
 	allowed_quietly(proven)
@@ -231,8 +250,8 @@ test_with_no_pod_on_the_update_revision_only_opening_a_canary_is_allowed if {
 	})
 	r := framework.validate_result with input as req
 	denied_by(r, "partition-gate")
-	contains(r.denials[0].message, "although no pod runs it yet")
-	contains(r.denials[0].message, "Lower the partition to 2 first")
+	contains(r.denials[0].message, "no pod runs pingidentity/pingdirectory:10.2.0.0-latest yet")
+	contains(r.denials[0].message, "with pingdirectory.workload.statefulSet.partition=2, so only pod pd-2 updates as the canary")
 
 	opening := framework.validate_result with input as object.union(req, {"new": {"partition": 2}})
 	allowed_quietly(opening)
@@ -247,9 +266,8 @@ test_a_downgrade_is_denied if {
 	})
 	denied_by(r, "downgrade")
 	msg := r.denials[0].message
-	contains(msg, "changes PingDirectory from version 10.1.0.0 (pingidentity/pingdirectory:10.1.0.0-latest) to the lower version 9.3.0.0 (pingidentity/pingdirectory:9.3.0.0-latest)")
-	contains(msg, "cannot be downgraded in place")
-	contains(msg, "Keep the tag 10.1.0.0-latest, or restore the older version from a backup")
+	contains(msg, "changes PingDirectory from 10.1.0.0 (pingidentity/pingdirectory:10.1.0.0-latest) to the lower version 9.3.0.0 (pingidentity/pingdirectory:9.3.0.0-latest), which cannot be done in place")
+	contains(msg, "keep pingdirectory.image.tag at 10.1.0.0-latest, or restore the older version from a backup")
 }
 
 test_an_upgrade_is_not_a_downgrade if {
@@ -283,8 +301,8 @@ test_a_single_replica_version_change_is_denied_when_configured if {
 		"settings": {"single_replica": "deny"},
 	})
 	denied_by(r, "single-replica")
-	contains(r.denials[0].message, "runs 1 replica")
-	contains(r.denials[0].message, "--set pingdirectory.container.replicaCount=2")
+	contains(r.denials[0].message, "on 1 replica, so no canary")
+	contains(r.denials[0].message, "pingdirectory.container.replicaCount=2")
 }
 
 test_a_single_replica_version_change_is_only_warned_about_by_default if {
@@ -301,7 +319,7 @@ test_warn_mode_allows_and_says_what_would_be_denied if {
 	r.denials == []
 	fixtures.rules(r.violations) == ["missing-canary"]
 	fixtures.rules(r.warnings) == ["missing-canary"]
-	startswith(r.warnings[0].message, "pdguard would deny: the update of StatefulSet ping/pd")
+	startswith(r.warnings[0].message, "pdguard would deny: pdguard refused the update of StatefulSet ping/pd")
 }
 
 test_dryrun_mode_allows_and_says_nothing if {
@@ -339,7 +357,7 @@ test_an_authorized_override_turns_violations_into_warnings if {
 	fixtures.rules(r.warnings) == ["override", "bundled-config-and-version", "missing-canary"]
 	startswith(r.warnings[0].message, "overridden by bob (reason: INC-42 restore from backup): pdguard's rules are lifted for this change of StatefulSet ping/pd (bob may override through pdguard-admins), so 2 violation(s)")
 	contains(r.warnings[0].message, "The override is used up by this change")
-	startswith(r.warnings[1].message, "overridden by bob (reason: INC-42 restore from backup): the update of StatefulSet ping/pd")
+	startswith(r.warnings[1].message, "overridden by bob (reason: INC-42 restore from backup): pdguard refused StatefulSet ping/pd")
 }
 
 test_an_override_used_by_the_mutating_webhook_counts_for_this_change if {
@@ -406,7 +424,7 @@ test_an_authorized_override_in_dryrun_is_recorded_but_silent if {
 test_with_no_override_groups_the_gate_says_overrides_are_disabled if {
 	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": null}), "none")
 	r := framework.validate_result with input as object.union(fixtures.with_pod(fixtures.promotion, pod), {"settings": {"override_groups": null}})
-	contains(r.denials[0].message, "break-glass overrides are disabled on this cluster")
+	contains(concat("\n", r.denials[0].details), "break-glass overrides are disabled on this cluster")
 }
 
 test_the_fast_path_matches_the_full_result if {

@@ -73,10 +73,10 @@ func TestMutatingWebhookUnreachable(t *testing.T) {
 
 			denial := f.mustDeny("image.tag=" + scenario.NewTag)
 			mustContain(t, "denial", denial,
-				fmt.Sprintf("the update of StatefulSet %s/%s changes the image from %s to %s on 2 replicas without a canary partition",
+				fmt.Sprintf("pdguard refused the update of StatefulSet %s/%s: it changes the image from %s to %s on 2 replicas without a canary partition",
 					ns, name, scenario.Image(scenario.OldTag), scenario.Image(scenario.NewTag)),
-				"it must be at least 1", "pdguard's mutating webhook sets the partition, so it probably did not run",
-				"set the partition to 1 in the same change", "partition=1")
+				"(0, at least 1 needed)", "pdguard's mutating webhook probably did not run",
+				"the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=1")
 			f.nothingRolled(generation, installed)
 			f.waitEvent("RolloutBlocked", "[missing-canary]")
 

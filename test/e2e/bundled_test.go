@@ -33,9 +33,10 @@ func TestBundledConfigAndVersion(t *testing.T) {
 
 		denial := f.mustDeny("image.tag="+scenario.NewTag, "env.MAX_HEAP_SIZE=4g")
 		mustContain(t, "denial", denial,
-			fmt.Sprintf("the update of StatefulSet %s/%s changes the PingDirectory image from %s to %s together with 1 other field (spec.template.metadata.annotations[checksum/config])",
-				ns, name, scenario.Image(scenario.OldTag), scenario.Image(scenario.NewTag)),
-			"Split it: first roll out the configuration change alone with the current tag "+scenario.OldTag)
+			fmt.Sprintf("pdguard refused StatefulSet %s/%s: pingdirectory.image.tag changes from %s to %s with spec.template.metadata.annotations[checksum/config]",
+				ns, name, scenario.OldTag, scenario.NewTag),
+			"checksum/config hashes the env ConfigMaps (pingdirectory.envs, global.envs)", "helm rollback RELEASE <last deployed revision>",
+			"the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag at "+scenario.OldTag)
 		f.nothingRolled(before.Generation, installed)
 		f.waitEvent("RolloutBlocked", "[bundled-config-and-version]")
 		after := f.sts()

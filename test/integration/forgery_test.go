@@ -143,7 +143,7 @@ func TestForgedVerdictsProveNothing(t *testing.T) {
 			if m := missing(msg, "partition-gate", "Pod "+g.ns+"/"+canary.Name); m != "" {
 				t.Errorf("denial %s: %s", m, msg)
 			}
-			if !strings.Contains(msg, "was not issued by pdguard") && !strings.Contains(msg, "replace-profile verdict is InProgress") {
+			if !strings.Contains(msg, "was not issued by pdguard") && !strings.Contains(msg, "verdict InProgress") {
 				t.Errorf("denial says neither that the verdict is not pdguard's nor pdguard's own verdict: %s", msg)
 			}
 			v, _, took := g.waitVerdict(1, "pdguard's own InProgress", func(v rollout.Verdict) bool {

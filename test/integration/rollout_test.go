@@ -147,7 +147,7 @@ func TestPromotionWaitsForTheVerdict(t *testing.T) {
 
 	_, _, err := g.patch(adminConfig(), partitionPatch(0))
 	msg := mustDeny(t, err, "lowering the partition before a verdict")
-	if m := missing(msg, fmt.Sprintf("Pod %s/%s", g.ns, podName(1)), "not proven"); m != "" {
+	if m := missing(msg, "Pod "+podName(1)+": ", "not proven"); m != "" {
 		t.Errorf("denial does not mention %q: %s", m, msg)
 	}
 	if p := partitionOf(g.get()); p != 1 {

@@ -505,7 +505,7 @@ func (s *scanState) judge(a *attempt, exp expectation) (Verdict, string) {
 		if a.sawVersion {
 			under = fmt.Sprintf(" (migration from %s to %s under way)", a.versionFrom, a.versionTo)
 		}
-		return InProgress, fmt.Sprintf(`manage-profile replace-profile started but has not finished in this log%s; scan again after the pod logs "Setting Server to Available", and if the startup probe keeps restarting the pod, give it a larger failureThreshold.`, under)
+		return InProgress, fmt.Sprintf(`replace-profile has not finished in this log%s; scan again after "Setting Server to Available". If the startup probe restarts the pod, raise pingdirectory.container.probes.startupProbe.failureThreshold.`, under)
 	}
 
 	server := "started"

@@ -60,6 +60,7 @@ type Server struct {
 	logFile    *os.File
 	binary     string
 	args       []string
+	baseArgs   []string
 	readyz     string
 }
 
@@ -97,7 +98,7 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[2]),
 	}, opts.Args...)
-	s.binary, s.args = opts.Binary, args
+	s.binary, s.args, s.baseArgs = opts.Binary, args, args
 	s.readyz = "http://127.0.0.1:" + strconv.Itoa(ports[2]) + "/readyz"
 	if err := s.run(ctx); err != nil {
 		return nil, err
@@ -139,6 +140,13 @@ func (s *Server) run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// RestartWith restarts the server with extra flags after the ones it was started with
+// (none: as it was started), on the same ports with the same certificate.
+func (s *Server) RestartWith(ctx context.Context, extra ...string) error {
+	s.args = append(append([]string{}, s.baseArgs...), extra...)
+	return s.Restart(ctx)
 }
 
 // Restart stops the server and starts the same command again, on the same ports with
