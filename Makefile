@@ -37,3 +37,14 @@ bench:
 .PHONY: load
 load: tools
 	$(GO) run ./hack/loadtest $(LOADFLAGS)
+
+# pdguard next to a controller-runtime webhook that allows everything, case by case, as
+# ratios to it; pass flags with BENCHFLAGS, e.g. make bench-load BENCHFLAGS='--runs 5'.
+.PHONY: bench-load
+bench-load: tools
+	$(GO) run ./hack/loadtest --mode bench-load $(BENCHFLAGS)
+
+# pdguard's memory with 1,000 guarded StatefulSets and 5,000 Ready pods in the API server.
+.PHONY: bench-scale
+bench-scale: tools
+	$(GO) run ./hack/loadtest --mode bench-scale $(BENCHFLAGS)
