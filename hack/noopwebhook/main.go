@@ -13,7 +13,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -21,20 +20,20 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the API server the manager connects to")
 	certDir := flag.String("cert-dir", "", "directory with tls.crt and tls.key")
 	host := flag.String("host", "127.0.0.1", "address the webhook server listens on")
 	port := flag.Int("port", 9443, "port the webhook server listens on")
 	metricsAddr := flag.String("metrics-bind-address", "127.0.0.1:8080", "address of the Prometheus metrics endpoint")
 	flag.Parse()
-	if err := run(*kubeconfig, *certDir, *host, *port, *metricsAddr); err != nil {
+	// controller-runtime registers --kubeconfig itself.
+	if err := run(*certDir, *host, *port, *metricsAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "noopwebhook:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, certDir, host string, port int, metricsAddr string) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+func run(certDir, host string, port int, metricsAddr string) error {
+	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return err
 	}
