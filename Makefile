@@ -29,8 +29,8 @@ demo: tools
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	@echo "decision latency with the GC target webhook serve runs with (GOGC=800):"
-	GOGC=800 $(GO) test -run '^$$' -bench DecisionLatency -benchtime 20000x ./webhook/
+	@echo "decision latency with the GC target webhook serve runs with (GOGC=200):"
+	GOGC=200 $(GO) test -run '^$$' -bench DecisionLatency -benchtime 20000x ./webhook/
 
 # Admission latency of the real webhook server under helm-shaped load; pass flags with
 # LOADFLAGS, e.g. make load LOADFLAGS='--rate 200 --out load.json'.

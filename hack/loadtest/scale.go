@@ -21,7 +21,8 @@ import (
 // pods, starts pdguard with the chart's environment, and prints its memory when ready,
 // after an idle minute, and after admission load.
 
-// chartMemoryLimit is GOMEMLIMIT as the chart sets it from its default memory limit (256Mi).
+// chartMemoryLimit is PDGUARD_MEMORY_LIMIT as the chart sets it from its default memory
+// limit (256Mi).
 const chartMemoryLimit = "268435456"
 
 type scaleConfig struct {
@@ -66,7 +67,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	logf("loadtest: created %d StatefulSets and %d pods in %s", cfg.sets, cfg.sets*cfg.podsPerSet, time.Since(began).Round(time.Second))
-	pd, _, err := env.startServers(ctx, []string{"GOMEMLIMIT=" + chartMemoryLimit}, 0)
+	pd, _, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -128,7 +129,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 	if err := record("after load"); err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(os.Stdout, "\npdguard with %d guarded StatefulSets and %d Ready pods in the API server, GOMEMLIMIT=%s (the chart's default limit)\n", cfg.sets, cfg.sets*cfg.podsPerSet, chartMemoryLimit)
+	fmt.Fprintf(os.Stdout, "\npdguard with %d guarded StatefulSets and %d Ready pods in the API server, PDGUARD_MEMORY_LIMIT=%s (the chart's default limit)\n", cfg.sets, cfg.sets*cfg.podsPerSet, chartMemoryLimit)
 	fmt.Fprintf(os.Stdout, "Load: %s\n", loadAverage())
 	for _, f := range figures {
 		fmt.Fprintf(os.Stdout, "  %-14s RSS %6.1f MiB   heap in use %6.1f MiB\n", f.at, f.rss, f.heap)
