@@ -21,7 +21,7 @@ const memoryLimitEnv = "PDGUARD_MEMORY_LIMIT"
 // heapShare is the part of the container's limit the Go heap may grow to before the
 // collector works harder: the rest is the runtime, stacks, TLS buffers and headroom, and
 // the heap a thousand guarded StatefulSets leave live stays well below it.
-const heapShare = 0.3
+const heapShare = 0.25
 
 // setGC applies gcPercent and the soft memory limit; GOGC and GOMEMLIMIT in the
 // environment still win.
