@@ -7,7 +7,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -157,7 +156,7 @@ func decodeRequest(req admission.Request) (*policy.Request, error) {
 		return nil, fmt.Errorf("admission request %s carries no object", req.UID)
 	}
 	gr := &policy.Request{Operation: string(req.Operation), User: req.UserInfo, New: &appsv1.StatefulSet{}}
-	if err := json.Unmarshal(req.Object.Raw, gr.New); err != nil {
+	if err := decodeStatefulSet(req.Object.Raw, gr.New); err != nil {
 		return nil, fmt.Errorf("decoding the StatefulSet in admission request %s: %w", req.UID, err)
 	}
 	if req.Operation == admissionv1.Update {
@@ -165,7 +164,7 @@ func decodeRequest(req admission.Request) (*policy.Request, error) {
 			return nil, fmt.Errorf("UPDATE admission request %s for %s/%s carries no oldObject", req.UID, req.Namespace, req.Name)
 		}
 		gr.Old = &appsv1.StatefulSet{}
-		if err := json.Unmarshal(req.OldObject.Raw, gr.Old); err != nil {
+		if err := decodeStatefulSet(req.OldObject.Raw, gr.Old); err != nil {
 			return nil, fmt.Errorf("decoding the live StatefulSet in admission request %s: %w", req.UID, err)
 		}
 	}

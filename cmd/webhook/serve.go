@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,7 +21,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,10 +29,6 @@ import (
 
 	"github.com/pdguard/pdguard/webhook"
 )
-
-// gcPercent is the GC target serve runs with unless GOGC is set; `make bench` measures the
-// decision latency with it.
-const gcPercent = 800
 
 type serveFlags struct {
 	guard            guardFlags
@@ -66,14 +60,8 @@ func newServeCommand() *cobra.Command {
 			}
 			ctrl.SetLogger(log)
 			klog.SetLogger(log)
-			if os.Getenv("GOGC") == "" {
-				// A decision allocates about 60 KB; with Go's default target a collection
-				// lands every few dozen requests and its mark phase, on the small CPU
-				// share a webhook pod gets, is what sets the p99 (1.1-1.3 ms against
-				// 0.36-0.41 ms at 800 in BenchmarkDecisionLatency). The chart sets
-				// GOMEMLIMIT from the container's memory limit, which bounds the heap
-				// this lets grow. GOGC in the environment still wins.
-				debug.SetGCPercent(gcPercent)
+			if err := setGC(); err != nil {
+				return badInput(err)
 			}
 			return serve(cmd, &f, log)
 		},
@@ -158,12 +146,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		LeaderElectionID:        "pdguard-evidence.pdguard.io",
 		LeaderElectionNamespace: f.leaderElectionNS,
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}),
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only guarded StatefulSets and their pods are cached, so memory stays flat
-			// however many other workloads the cluster runs.
-			&appsv1.StatefulSet{}: {Label: sel},
-			&corev1.Pod{}:         {Label: sel},
-		}},
+		Cache:                   cacheOptions(sel),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

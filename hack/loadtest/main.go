@@ -10,6 +10,12 @@
 // and must be denied. Every answer is checked, and any mismatch makes the exit code 1.
 //
 //	make load    (or: go run ./hack/loadtest --rate 200 --out load.json after make tools)
+//
+// With --mode bench-load it instead compares pdguard, case by case, with a
+// controller-runtime webhook that allows everything (bench.go); with --mode bench-scale it
+// measures pdguard's memory with a thousand guarded StatefulSets in the cache (scale.go).
+//
+//	make bench-load
 package main
 
 import (
@@ -47,12 +53,30 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	var cfg config
+	var bench benchConfig
+	var scale scaleConfig
+	mode := flag.String("mode", "load", "load (helm-shaped changes at --rate), bench-load (side by side with a no-op webhook) or bench-scale (memory with many guarded StatefulSets)")
+	flag.IntVar(&bench.runs, "runs", 3, "bench-load: interleaved runs per case")
+	flag.DurationVar(&bench.duration, "phase", 4*time.Second, "bench-load: length of each saturation and fixed-rate phase")
+	flag.Float64Var(&bench.rate, "fixed-rate", 1000, "bench-load: requests per second of the latency phase")
+	flag.IntVar(&bench.connections, "connections", 8, "bench-load: connections of the saturation phase")
+	scale.register()
 	flag.Float64Var(&cfg.rate, "rate", 50, "admission requests per second in the open-loop phase (each change is a mutate and a validate, so changes start at rate/2)")
 	flag.DurationVar(&cfg.duration, "duration", 20*time.Second, "length of the measured open-loop phase (at most 5m)")
 	flag.IntVar(&cfg.concurrency, "concurrency", 4, "changes in flight at most in the open-loop phase")
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "open-loop traffic before the measured phase, not counted")
 	flag.StringVar(&cfg.out, "out", "", "also write the results as JSON to this file")
 	flag.Parse()
+	switch *mode {
+	case "load":
+	case "bench-load":
+		return runMode(func(ctx context.Context) (int, error) { return runBench(ctx, bench, logf) }, bench.validate())
+	case "bench-scale":
+		return runMode(func(ctx context.Context) (int, error) { return runScale(ctx, scale, logf) }, scale.validate())
+	default:
+		fmt.Fprintf(os.Stderr, "loadtest: --mode must be load, bench-load or bench-scale, got %q\n", *mode)
+		return 2
+	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		return 2
@@ -87,6 +111,49 @@ func run() int {
 	return 0
 }
 
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+// runMode runs one of the benchmark modes, which print their own tables; failures are
+// wrong answers, which make the exit code 1.
+func runMode(measure func(context.Context) (int, error), invalid error) int {
+	if invalid != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", invalid)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	failures, err := measure(ctx)
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "loadtest: interrupted")
+		return 130
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		return 1
+	case failures > 0:
+		fmt.Fprintf(os.Stderr, "loadtest: %d requests failed or got the wrong answer\n", failures)
+		return 1
+	}
+	return 0
+}
+
+func (c benchConfig) validate() error {
+	var errs []error
+	if c.runs < 1 || c.runs > 9 {
+		errs = append(errs, fmt.Errorf("--runs must be in [1, 9], got %d", c.runs))
+	}
+	if c.duration <= 0 || c.duration > time.Minute {
+		errs = append(errs, fmt.Errorf("--phase must be in (0, 1m], got %s", c.duration))
+	}
+	if c.rate <= 0 || c.rate > 5000 {
+		errs = append(errs, fmt.Errorf("--fixed-rate must be in (0, 5000], got %v", c.rate))
+	}
+	if c.connections < 1 || c.connections > 64 {
+		errs = append(errs, fmt.Errorf("--connections must be in [1, 64], got %d", c.connections))
+	}
+	return errors.Join(errs...)
+}
+
 func (c config) validate() error {
 	var errs []error
 	// The upper bounds keep a mistyped flag from flooding a shared machine.
@@ -111,7 +178,6 @@ func (c config) validate() error {
 // measure owns the control plane and the server: whatever happens, both are stopped
 // before it returns.
 func measure(ctx context.Context, cfg config) (res *results, err error) {
-	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err

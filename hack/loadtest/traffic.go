@@ -52,11 +52,16 @@ type client struct {
 }
 
 func newClient(srv *pdguardproc.Server, concurrency int) (*client, error) {
+	return newClientFor(srv.URL, srv.CAPEM, concurrency)
+}
+
+// newClientFor talks to any webhook server at base whose certificate caPEM signs.
+func newClientFor(base string, caPEM []byte, concurrency int) (*client, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(srv.CAPEM) {
-		return nil, errors.New("pdguard's CA bundle holds no certificate")
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the server's CA bundle holds no certificate")
 	}
-	c := &client{base: srv.URL}
+	c := &client{base: base}
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	transport := &http.Transport{
 		// No Proxy: the server is on loopback and a proxy from the environment would be

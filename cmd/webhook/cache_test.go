@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+)
+
+// The rollout model must see the same facts in a projected pod as in the stored one.
+func TestProjectedPodsObserveAlike(t *testing.T) {
+	key, err := rollout.NewVerdictKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
+	sts.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+	sts.Status.UpdateRevision = "pd-upgrade-example-pingdirectory-7f9b8c6d54"
+	canary := fixture.Pod(sts, 1, sts.Status.UpdateRevision)
+	canary.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate}}
+	v := &rollout.Verdict{Verdict: rollout.VerdictSucceeded, Revision: sts.Status.UpdateRevision,
+		ContainerID: canary.Status.ContainerStatuses[0].ContainerID, ObservedAt: fixture.ReadyAt.Add(time.Minute)}
+	key.Sign(canary, v)
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary.Annotations = map[string]string{rollout.ReplaceProfileAnnotation: string(raw)}
+	stable := fixture.Pod(fixture.Live(), 0, sts.Status.CurrentRevision)
+	notReady := stable.DeepCopy()
+	notReady.Status.Conditions[2].Status = corev1.ConditionFalse
+	notReady.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
+	notReady.Status.ContainerStatuses[0].RestartCount = 3
+	terminating := canary.DeepCopy()
+	terminating.DeletionTimestamp = &metav1.Time{Time: fixture.ReadyAt}
+
+	for name, pods := range map[string][]corev1.Pod{
+		"open canary":    {*stable, *canary},
+		"crash looping":  {*notReady, *canary},
+		"terminating":    {*stable, *terminating},
+		"forged verdict": {*stable, *withAnnotation(canary, rollout.ReplaceProfileAnnotation, `{"verdict":"succeeded"}`)},
+		"no pods":        nil,
+	} {
+		projected := make([]corev1.Pod, len(pods))
+		for i := range pods {
+			out, err := projectPod(pods[i].DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			projected[i] = *out.(*corev1.Pod)
+			if projected[i].ManagedFields != nil || projected[i].Spec.Volumes != nil {
+				t.Errorf("%s: pod %s keeps fields no decision reads", name, pods[i].Name)
+			}
+		}
+		opts := rollout.ObserveOptions{Container: fixture.Container, Soak: 30 * time.Second, Now: fixture.ReadyAt.Add(time.Hour), Trust: key.Trust}
+		want := rollout.Observe(sts, pods, opts)
+		got := rollout.Observe(sts, projected, opts)
+		for _, s := range []*rollout.State{want, got} {
+			for i := range s.Pods {
+				s.Pods[i].Pod = nil
+			}
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: projected pods observe as\n%+v\nstored pods as\n%+v", name, got, want)
+		}
+	}
+}
+
+func withAnnotation(pod *corev1.Pod, key, value string) *corev1.Pod {
+	p := pod.DeepCopy()
+	p.Annotations = map[string]string{key: value}
+	return p
+}

@@ -1,0 +1,504 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pdguard/pdguard/certs"
+	"github.com/pdguard/pdguard/internal/testenv/controlplane"
+	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
+)
+
+// The bench-load mode sends the same AdmissionReviews to pdguard and to a
+// controller-runtime webhook that allows everything (hack/noopwebhook), case by case,
+// runs interleaved, and prints pdguard's figures as ratios to that baseline.
+
+// Cores the two sides are pinned to when taskset exists: servers on one, this process on
+// the other, so the load generator does not take the server's CPU.
+const (
+	serverCPU = "0"
+	clientCPU = "1"
+)
+
+type benchConfig struct {
+	runs        int
+	duration    time.Duration
+	rate        float64
+	connections int
+}
+
+// target is one server under test.
+type target struct {
+	name       string
+	client     *client
+	metricsURL string
+	pid        int
+}
+
+// benchCase is one kind of request; the baseline gets the same body and must allow it.
+type benchCase struct {
+	name    string
+	pdguard request
+}
+
+// sample is one run of one case against one server.
+type sample struct {
+	saturation   float64 // requests per second, closed loop
+	p50, p99     float64 // ms at the fixed rate
+	lagP99       float64 // ms the fixed-rate schedule started late
+	allocsPerReq float64
+	rssMiB       float64
+	errors       int
+	firstErr     string
+}
+
+func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (failures int, err error) {
+	env, err := startBenchEnv(ctx, logf)
+	if err != nil {
+		return 0, err
+	}
+	defer env.stop()
+	if err := createCanaryPods(ctx, env.cp); err != nil {
+		return 0, err
+	}
+	pd, base, err := env.startServers(ctx, nil, cfg.connections)
+	if err != nil {
+		return 0, err
+	}
+	cases, err := prepareBenchCases(ctx, pd.client)
+	if err != nil {
+		return 0, fmt.Errorf("the first requests already went wrong, so no load was sent: %w", err)
+	}
+	targets := []*target{base, pd}
+	logf("loadtest: warming up")
+	for _, bc := range cases {
+		for _, t := range targets {
+			r := bc.forTarget(t)
+			if _, errs, first := saturate(ctx, t.client, &r, cfg.connections, time.Second); errs > 0 {
+				return 0, fmt.Errorf("warmup %s on %s: %d wrong answers, first: %s", bc.name, t.name, errs, first)
+			}
+		}
+	}
+	results := map[string]map[string][]sample{}
+	for run := range cfg.runs {
+		for _, bc := range cases {
+			order := targets
+			if run%2 == 1 {
+				order = []*target{pd, base}
+			}
+			for _, t := range order {
+				logf("loadtest: run %d/%d, %s on %s", run+1, cfg.runs, bc.name, t.name)
+				s, err := measureCase(ctx, cfg, t, bc)
+				if err != nil {
+					return 0, err
+				}
+				if results[bc.name] == nil {
+					results[bc.name] = map[string][]sample{}
+				}
+				results[bc.name][t.name] = append(results[bc.name][t.name], s)
+				failures += s.errors
+			}
+		}
+	}
+	printBench(os.Stdout, cfg, cases, results)
+	return failures, nil
+}
+
+func (bc benchCase) forTarget(t *target) request {
+	r := bc.pdguard
+	if t.name == baselineName {
+		r.check = checkAllowed
+	}
+	return r
+}
+
+func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) (sample, error) {
+	r := bc.forTarget(t)
+	var s sample
+	before, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
+	if err != nil {
+		return s, err
+	}
+	n, errs, first := saturate(ctx, t.client, &r, cfg.connections, cfg.duration)
+	after, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
+	if err != nil {
+		return s, err
+	}
+	s.saturation = float64(n) / cfg.duration.Seconds()
+	if n > 0 {
+		s.allocsPerReq = (after - before) / float64(n)
+	}
+	s.errors, s.firstErr = errs, first
+	if s.rssMiB, err = rssMiB(t.pid); err != nil {
+		return s, err
+	}
+	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
+	if q := quantiles(rec.latencies[r.path]); q != nil {
+		s.p50, s.p99 = q.P50, q.P99
+	}
+	if q := quantiles(rec.lags); q != nil {
+		s.lagP99 = q.P99
+	}
+	s.errors += rec.errors[r.path]
+	if s.firstErr == "" && len(rec.firstErrs) > 0 {
+		s.firstErr = rec.firstErrs[0]
+	}
+	return s, ctx.Err()
+}
+
+// saturate sends r back to back from workers connections for d: the server's ceiling.
+func saturate(ctx context.Context, c *client, r *request, workers int, d time.Duration) (ok, errs int, first string) {
+	deadline := time.Now().Add(d)
+	var nOK, nErr atomic.Int64
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				if _, err := c.call(ctx, r); err != nil {
+					if ctx.Err() == nil {
+						nErr.Add(1)
+						once.Do(func() { first = err.Error() })
+					}
+					continue
+				}
+				nOK.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(nOK.Load()), int(nErr.Load()), first
+}
+
+// fixedRate starts requests on a fixed schedule whatever the server's speed; a start the
+// workers cannot take on time is recorded as lag.
+func fixedRate(ctx context.Context, c *client, r *request, rate float64, d time.Duration) *recorder {
+	rec := newRecorder()
+	jobs := make(chan time.Time, 1024)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for due := range jobs {
+				rec.lag(time.Since(due))
+				took, err := c.call(ctx, r)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					rec.fail(r.path, err)
+					continue
+				}
+				rec.ok(r.path, took)
+			}
+		})
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	began := time.Now()
+	for i := 0; ctx.Err() == nil; i++ {
+		due := began.Add(time.Duration(i) * interval)
+		if due.Sub(began) >= d {
+			break
+		}
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		jobs <- due
+	}
+	close(jobs)
+	wg.Wait()
+	return rec
+}
+
+const baselineName = "baseline"
+
+// benchEnv is the control plane and the servers started against it; stop ends them all.
+type benchEnv struct {
+	root, workDir string
+	cp            *controlplane.ControlPlane
+	stops         []func()
+	logf          func(string, ...any)
+	pinned        bool
+}
+
+func startBenchEnv(ctx context.Context, logf func(string, ...any)) (*benchEnv, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	workDir, err := os.MkdirTemp("", "pdguard-bench-")
+	if err != nil {
+		return nil, err
+	}
+	env := &benchEnv{root: root, workDir: workDir, logf: logf}
+	env.stops = append(env.stops, func() { _ = os.RemoveAll(workDir) })
+	cp, err := controlplane.Start(ctx, controlplane.Options{WorkDir: filepath.Join(workDir, "cp"), Logf: logf})
+	if err != nil {
+		env.stop()
+		return nil, err
+	}
+	env.cp = cp
+	env.stops = append(env.stops, func() {
+		if err := cp.Stop(); err != nil {
+			logf("loadtest: stopping the control plane: %v", err)
+		}
+	})
+	return env, nil
+}
+
+func (e *benchEnv) stop() {
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
+	}
+}
+
+// build compiles a command of this module into the work dir: bin/ may be shared by other
+// checkouts of the repository, and the server measured must be this tree's.
+func (e *benchEnv) build(ctx context.Context, pkg, name string) (string, error) {
+	out := filepath.Join(e.workDir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = e.root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %w\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// startServers starts pdguard (with env added to its environment) and, when connections
+// is above zero, the baseline, each with one core's worth of Go scheduler, pinned to
+// serverCPU, and pins this process to clientCPU.
+func (e *benchEnv) startServers(ctx context.Context, env []string, connections int) (pd, base *target, err error) {
+	e.logf("loadtest: building pdguard and the baseline")
+	pdBin, err := e.build(ctx, "./cmd/webhook", "pdguard")
+	if err != nil {
+		return nil, nil, err
+	}
+	_, haveTaskset := exec.LookPath("taskset")
+	e.pinned = haveTaskset == nil && runtime.NumCPU() > 1
+	// Children inherit the environment; GOMAXPROCS is read when they start.
+	for _, kv := range append([]string{"GOMAXPROCS=1"}, env...) {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := os.Setenv(k, v); err != nil {
+			return nil, nil, err
+		}
+	}
+	srv, err := pdguardproc.Start(ctx, e.cp, pdguardproc.Options{Binary: pdBin, SkipRegistration: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	e.stops = append(e.stops, srv.Stop)
+	c, err := newClientFor(srv.URL, srv.CAPEM, max(connections, 4))
+	if err != nil {
+		return nil, nil, err
+	}
+	pd = &target{name: "pdguard", client: c, metricsURL: srv.MetricsURL, pid: srv.PID()}
+	if err := e.pin(pd.pid, serverCPU); err != nil {
+		return nil, nil, err
+	}
+	if connections > 0 {
+		noopBin, err := e.build(ctx, "./hack/noopwebhook", "noopwebhook")
+		if err != nil {
+			return nil, nil, err
+		}
+		if base, err = e.startBaseline(ctx, noopBin, connections); err != nil {
+			return nil, nil, err
+		}
+		if err := e.pin(base.pid, serverCPU); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := e.pin(os.Getpid(), clientCPU); err != nil {
+		return nil, nil, err
+	}
+	if e.pinned {
+		runtime.GOMAXPROCS(1)
+	}
+	return pd, base, nil
+}
+
+// pin moves every thread of pid to cpu; threads started later inherit it.
+func (e *benchEnv) pin(pid int, cpu string) error {
+	if !e.pinned {
+		return nil
+	}
+	if b, err := exec.Command("taskset", "-a", "-p", "-c", cpu, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		return fmt.Errorf("taskset %d to cpu %s: %w: %s", pid, cpu, err, b)
+	}
+	return nil
+}
+
+func (e *benchEnv) startBaseline(ctx context.Context, binary string, connections int) (*target, error) {
+	bundle, err := certs.Issue(certs.Request{IPAddresses: []string{"127.0.0.1"}, DNSNames: []string{"localhost"}})
+	if err != nil {
+		return nil, err
+	}
+	certDir := filepath.Join(e.workDir, "noop-certs")
+	if err := bundle.WriteDir(certDir); err != nil {
+		return nil, err
+	}
+	ports, err := controlplane.FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(e.workDir, "noopwebhook.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary,
+		"--kubeconfig", e.cp.KubeconfigPath(), "--cert-dir", certDir,
+		"--port", strconv.Itoa(ports[0]), "--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(ports[1]))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	e.stops = append(e.stops, func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+	c, err := newClientFor("https://127.0.0.1:"+strconv.Itoa(ports[0]), bundle.CAPEM, connections)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{name: baselineName, client: c, metricsURL: "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/metrics", pid: cmd.Process.Pid}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
+		if err == nil {
+			return t, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b, _ := os.ReadFile(logFile.Name())
+			return nil, fmt.Errorf("baseline webhook not serving metrics: %w\n%s", err, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+const mallocsMetric = "go_memstats_mallocs_total"
+
+// scrapeCounter reads one unlabelled sample from a Prometheus endpoint.
+func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no %s sample", url, name)
+}
+
+// rssMiB is the resident set of a process, from /proc.
+func rssMiB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+func median(samples []sample, f func(sample) float64) float64 {
+	vs := make([]float64, len(samples))
+	for i, s := range samples {
+		vs[i] = f(s)
+	}
+	slices.Sort(vs)
+	if len(vs) == 0 {
+		return 0
+	}
+	return vs[len(vs)/2]
+}
+
+func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[string]map[string][]sample) {
+	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s.\n",
+		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration)
+	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
+	fmt.Fprintf(w, "Load: %s\n\n", loadAverage())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tlag p99 ms\terrors\t")
+	var errs []string
+	for _, bc := range cases {
+		byServer := results[bc.name]
+		baseSat := median(byServer[baselineName], func(s sample) float64 { return s.saturation })
+		baseP99 := median(byServer[baselineName], func(s sample) float64 { return s.p99 })
+		for _, name := range []string{baselineName, "pdguard"} {
+			ss := byServer[name]
+			sat := median(ss, func(s sample) float64 { return s.saturation })
+			p99 := median(ss, func(s sample) float64 { return s.p99 })
+			n := 0
+			for _, s := range ss {
+				n += s.errors
+				if s.firstErr != "" {
+					errs = append(errs, fmt.Sprintf("%s on %s: %s", bc.name, name, s.firstErr))
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
+				sat, ratio(sat, baseSat),
+				median(ss, func(s sample) float64 { return s.p50 }), p99, ratio(p99, baseP99),
+				median(ss, func(s sample) float64 { return s.allocsPerReq }),
+				median(ss, func(s sample) float64 { return s.rssMiB }),
+				median(ss, func(s sample) float64 { return s.lagP99 }), n)
+		}
+	}
+	tw.Flush()
+	for _, e := range errs {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return fmt.Sprintf("load average %s %s %s on %d CPUs", f[0], f[1], f[2], runtime.NumCPU())
+}
