@@ -315,6 +315,9 @@ func TestPdguardSchemaRejects(t *testing.T) {
 		{"webhook.mutating.failurePolicy=Sometimes", "/webhook/mutating/failurePolicy"},
 		{"webhook.validating.failurePolicy=ignore", "/webhook/validating/failurePolicy"},
 		{"guard.enforcment=warn", "enforcment"},
+		{"shutdown.drainSeconds=-1", "/shutdown/drainSeconds"},
+		{"shutdown.timeoutSeconds=0", "/shutdown/timeoutSeconds"},
+		{"guard.selector=null", "selector"},
 	}
 	for _, helm := range helmBinaries {
 		for _, c := range cases {
@@ -387,6 +390,8 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			"verdict-key-secret":        release + "-verdict-key",
 			"log-format":                "json",
 			"log-level":                 "info",
+			"shutdown-drain":            "5s",
+			"shutdown-timeout":          "15s",
 		}
 		for name, value := range want {
 			if got, ok := args[name]; !ok || got != value {
@@ -1196,6 +1201,49 @@ func TestPdguardNotes(t *testing.T) {
 				if !strings.Contains(notes, w) {
 					t.Errorf("NOTES lack %q:\n%s", w, notes)
 				}
+			}
+		})
+	}
+}
+
+// TestPdguardShutdown: the kubelet's preStop sleep, pdguard's own drain and the grace period
+// before SIGKILL come from the same two values, so a pod is never killed mid-drain.
+func TestPdguardShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		set                []string
+		preStop, drain     int64
+		timeout, grace     int64
+		wantPreStopPresent bool
+	}{
+		{nil, 5, 5, 15, 30, true},
+		{[]string{"shutdown.drainSeconds=12", "shutdown.timeoutSeconds=20"}, 12, 12, 20, 49, true},
+		{[]string{"shutdown.drainSeconds=0"}, 0, 0, 15, 20, false},
+	} {
+		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
+			t.Parallel()
+			var args []string
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			var dep appsv1.Deployment
+			template(t, "helm", release, pdguardChart, args...).decode(t, "Deployment", &dep)
+			c := container(t, dep)
+			f := flags(t, c)
+			if got, want := f["shutdown-drain"], fmt.Sprintf("%ds", tc.drain); got != want {
+				t.Errorf("--shutdown-drain=%s, want %s", got, want)
+			}
+			if got, want := f["shutdown-timeout"], fmt.Sprintf("%ds", tc.timeout); got != want {
+				t.Errorf("--shutdown-timeout=%s, want %s", got, want)
+			}
+			if g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != tc.grace {
+				t.Errorf("terminationGracePeriodSeconds %s, want %d (preStop + drain + timeout + 5)", show(g), tc.grace)
+			}
+			hasPreStop := c.Lifecycle != nil && c.Lifecycle.PreStop != nil
+			if hasPreStop != tc.wantPreStopPresent {
+				t.Fatalf("preStop present %v, want %v: %s", hasPreStop, tc.wantPreStopPresent, js(c.Lifecycle))
+			}
+			if hasPreStop && (c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != tc.preStop) {
+				t.Errorf("preStop %s, want a sleep of %ds (the image has no shell)", js(c.Lifecycle.PreStop), tc.preStop)
 			}
 		})
 	}

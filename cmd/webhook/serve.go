@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,6 +53,7 @@ type serveFlags struct {
 	logFormat        string
 	logLevel         string
 	evidence         evidenceFlags
+	shutdown         shutdownFlags
 }
 
 func newServeCommand() *cobra.Command {
@@ -93,6 +95,7 @@ func newServeCommand() *cobra.Command {
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info or error")
 	f.evidence.register(fs)
+	f.shutdown.register(fs)
 	return cmd
 }
 
@@ -133,6 +136,11 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	if err := f.evidence.validate(); err != nil {
 		return badInput(err)
 	}
+	if err := f.shutdown.validate(); err != nil {
+		return badInput(err)
+	}
+	drain := newDrainer(f.shutdown.drain, clock.RealClock{})
+	ctx := drain.Serving(cmd.Context(), log)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -154,6 +162,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "pdguard-evidence.pdguard.io",
 		LeaderElectionNamespace: f.leaderElectionNS,
+		GracefulShutdownTimeout: &f.shutdown.timeout,
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only guarded StatefulSets and their pods are cached, so memory stays flat
@@ -166,7 +175,6 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
-	ctx := cmd.Context()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -200,6 +208,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("shutdown", drain.Ready); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {

@@ -131,3 +131,8 @@ clientConfig:
 {{- define "pdguard.verdictKeySecret" -}}
 {{- default (printf "%s-verdict-key" (include "pdguard.fullname" .)) .Values.verdicts.keySecret -}}
 {{- end -}}
+
+{{/* preStop sleep, pdguard's own drain, in-flight requests, and a margin before SIGKILL. */}}
+{{- define "pdguard.terminationGracePeriodSeconds" -}}
+{{- add (mul 2 (int64 .Values.shutdown.drainSeconds)) (int64 .Values.shutdown.timeoutSeconds) 5 }}
+{{- end }}

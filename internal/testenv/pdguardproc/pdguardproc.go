@@ -47,6 +47,9 @@ type Options struct {
 	ValidatingFailurePolicy admissionregistrationv1.FailurePolicyType
 	// SkipRegistration leaves the webhook configurations alone (a second server).
 	SkipRegistration bool
+	// Identity is who pdguard runs as; nil installs the chart's ServiceAccount and RBAC
+	// (InstallIdentity) and runs as that ServiceAccount, as a cluster runs it.
+	Identity *Identity
 }
 
 // Server is a running pdguard.
@@ -55,12 +58,14 @@ type Server struct {
 	MetricsURL string
 	CAPEM      []byte
 	LogPath    string
-	cmd        *exec.Cmd
-	done       chan struct{}
-	logFile    *os.File
-	binary     string
-	args       []string
-	readyz     string
+	// Identity is the ServiceAccount the server runs as.
+	Identity *Identity
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logFile  *os.File
+	binary   string
+	args     []string
+	readyz   string
 }
 
 // Start issues a serving certificate for 127.0.0.1, starts `webhook serve` against the
@@ -78,6 +83,12 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 	if err := bundle.WriteDir(certDir); err != nil {
 		return nil, err
 	}
+	id := opts.Identity
+	if id == nil {
+		if id, err = InstallIdentity(ctx, cp, ChartOf(cp, opts.Binary)); err != nil {
+			return nil, fmt.Errorf("installing the chart's ServiceAccount and RBAC: %w", err)
+		}
+	}
 	ports, err := controlplane.FreePorts(3)
 	if err != nil {
 		return nil, err
@@ -87,10 +98,12 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		MetricsURL: "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/metrics",
 		CAPEM:      bundle.CAPEM,
 		LogPath:    filepath.Join(cp.LogDir(), filepath.Base(dir)+".log"),
+		Identity:   id,
 	}
 	args := append([]string{
 		"serve",
-		"--kubeconfig", cp.KubeconfigPath(),
+		"--kubeconfig", id.Kubeconfig,
+		"--namespace", id.Namespace,
 		"--cert-dir", certDir,
 		"--host", "127.0.0.1",
 		"--port", strconv.Itoa(ports[0]),
@@ -174,6 +187,18 @@ func (s *Server) waitReady(ctx context.Context, url string) error {
 func (s *Server) Logs() string {
 	b, _ := os.ReadFile(s.LogPath)
 	return string(b)
+}
+
+// Forbidden returns the lines of the log where the API server refused pdguard a call:
+// its RBAC (or a policy) does not cover something it does.
+func (s *Server) Forbidden() []string {
+	var out []string
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.Contains(line, "is forbidden:") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func (s *Server) tail() string {
