@@ -90,7 +90,13 @@ type rendered []manifest
 // template renders chart and splits the output into its documents.
 func template(t *testing.T, helm, releaseName, chart string, args ...string) rendered {
 	t.Helper()
-	out, err := runHelm(t, helm, append([]string{"template", releaseName, chart, "--namespace", namespace}, args...)...)
+	base := []string{"template", releaseName, chart, "--namespace", namespace}
+	if chart == pdguardChart {
+		// A cluster with cert-manager, where certManager.enabled: null turns it on;
+		// TestPdguardCertModes renders without it.
+		base = append(base, "--api-versions", "cert-manager.io/v1/Certificate")
+	}
+	out, err := runHelm(t, helm, append(base, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,6 +397,8 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			"log-format":                "json",
 			"log-level":                 "info",
 			"shutdown-drain":            "5s",
+			"cert-mode":                 "cert-manager",
+			"cert-manager-certificate":  release + "-serving",
 			"shutdown-timeout":          "15s",
 		}
 		for name, value := range want {
@@ -774,7 +782,6 @@ func TestPdguardExternalTLS(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no caBundle": {[]string{"--set", "certManager.enabled=false"}, "tls.caBundle is required"},
 		"cert no key": {[]string{"--set", "certManager.enabled=false", "--set-file", "tls.caBundle=" + caFile, "--set-file", "tls.cert=" + caFile}, "tls.cert and tls.key go together"},
 	} {
 		t.Run("refuses "+name, func(t *testing.T) {
@@ -1244,6 +1251,74 @@ func TestPdguardShutdown(t *testing.T) {
 			}
 			if hasPreStop && (c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != tc.preStop) {
 				t.Errorf("preStop %s, want a sleep of %ds (the image has no shell)", js(c.Lifecycle.PreStop), tc.preStop)
+			}
+		})
+	}
+}
+
+// TestPdguardCertModes: without cert-manager's API and without a CA bundle the chart
+// makes pdguard manage its own certificate: an empty Secret for the leader to fill, the
+// flags that point pdguard at it and at both webhook configurations, no caBundle for the
+// chart to fill, and rights on exactly those objects by name.
+func TestPdguardCertModes(t *testing.T) {
+	for _, helm := range helmBinaries {
+		t.Run(helm, func(t *testing.T) {
+			t.Parallel()
+			out, err := runHelm(t, helm, "template", release, pdguardChart, "--namespace", namespace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(out, []byte("kind: Certificate")) {
+				t.Fatal("rendered cert-manager Certificates for a cluster without cert-manager's API")
+			}
+			r := template(t, helm, release, pdguardChart, "--set", "certManager.enabled=false")
+			var dep appsv1.Deployment
+			r.decode(t, "Deployment", &dep)
+			args := flags(t, container(t, dep))
+			want := map[string]string{
+				"cert-mode":             "self-managed",
+				"cert-secret":           release + "-tls",
+				"cert-dns-names":        release + "." + namespace + ".svc," + release + "." + namespace + ".svc.cluster.local",
+				"webhook-configuration": release,
+				"cert-validity":         "8760h",
+				"cert-renew-before":     "2160h",
+			}
+			for k, v := range want {
+				if args[k] != v {
+					t.Errorf("--%s=%q, want %q", k, args[k], v)
+				}
+			}
+			var secret corev1.Secret
+			r.decodeNamed(t, "Secret", release+"-tls", &secret)
+			if secret.Type != corev1.SecretTypeOpaque || len(secret.Data) != 0 {
+				t.Errorf("the serving Secret must be an empty Opaque one for pdguard to fill, got type %q with %d keys", secret.Type, len(secret.Data))
+			}
+			if v := volume(t, dep.Spec.Template.Spec, "serving-cert"); v.Secret == nil || v.Secret.SecretName != release+"-tls" {
+				t.Errorf("serving-cert volume %s, want Secret %s-tls", js(v), release)
+			}
+			var mutating admissionregistrationv1.MutatingWebhookConfiguration
+			var validating admissionregistrationv1.ValidatingWebhookConfiguration
+			r.decode(t, "MutatingWebhookConfiguration", &mutating)
+			r.decode(t, "ValidatingWebhookConfiguration", &validating)
+			if len(mutating.Webhooks[0].ClientConfig.CABundle) != 0 || len(validating.Webhooks[0].ClientConfig.CABundle) != 0 || mutating.Annotations["cert-manager.io/inject-ca-from"] != "" {
+				t.Error("self-managed: the chart must leave caBundle to pdguard")
+			}
+			var role rbacv1.Role
+			r.decodeNamed(t, "Role", release+"-serving-cert", &role)
+			var cr rbacv1.ClusterRole
+			r.decode(t, "ClusterRole", &cr)
+			for _, rule := range append(role.Rules, cr.Rules...) {
+				for _, verb := range rule.Verbs {
+					if (verb == "update" || verb == "get") && (slices.Contains(rule.Resources, "secrets") || slices.Contains(rule.Resources, "validatingwebhookconfigurations")) {
+						if len(rule.ResourceNames) != 1 {
+							t.Errorf("%s on %v must be limited by resourceNames: %s", verb, rule.Resources, js(rule))
+						}
+					}
+				}
+			}
+			if !allows(role.Rules, "", "secrets", "update") || !allows(cr.Rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "update") ||
+				!allows(cr.Rules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update") {
+				t.Errorf("self-managed needs update on its Secret and both webhook configurations: %s %s", js(role.Rules), js(cr.Rules))
 			}
 		})
 	}

@@ -54,6 +54,7 @@ type serveFlags struct {
 	logLevel         string
 	evidence         evidenceFlags
 	shutdown         shutdownFlags
+	certs            certFlags
 }
 
 func newServeCommand() *cobra.Command {
@@ -96,6 +97,7 @@ func newServeCommand() *cobra.Command {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info or error")
 	f.evidence.register(fs)
 	f.shutdown.register(fs)
+	f.certs.register(fs)
 	return cmd
 }
 
@@ -139,6 +141,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	if err := f.shutdown.validate(); err != nil {
 		return badInput(err)
 	}
+	if err := f.certs.validate(); err != nil {
+		return badInput(err)
+	}
 	drain := newDrainer(f.shutdown.drain, clock.RealClock{})
 	ctx := drain.Serving(cmd.Context(), log)
 	scheme := runtime.NewScheme()
@@ -163,7 +168,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		LeaderElectionID:        "pdguard-evidence.pdguard.io",
 		LeaderElectionNamespace: f.leaderElectionNS,
 		GracefulShutdownTimeout: &f.shutdown.timeout,
-		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}),
+		WebhookServer:           f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}), f.certDir, log),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only guarded StatefulSets and their pods are cached, so memory stays flat
 			// however many other workloads the cluster runs.
@@ -185,6 +190,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return err
 	}
 	opts.Trust = key.Trust
+	if err := setupCerts(ctx, mgr, &f.certs, f.certDir, ns, f.leaderElect, log); err != nil {
+		return err
+	}
 	events := mgr.GetEventRecorder("pdguard")
 	rec := audit.NewRecorder(log.WithName("admission"), events, crmetrics.Registry)
 	g := webhook.NewGuard(engine, opts)

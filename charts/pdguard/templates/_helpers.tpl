@@ -49,7 +49,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The serving Secret, whoever makes it: cert-manager, the chart from tls.cert/key, or the user. */}}
 {{- define "pdguard.tlsSecretName" -}}
-{{- if .Values.certManager.enabled }}
+{{- if eq (include "pdguard.certMode" .) "cert-manager" }}
 {{- printf "%s-tls" (include "pdguard.fullname" .) }}
 {{- else }}
 {{- default (printf "%s-tls" (include "pdguard.fullname" .)) .Values.tls.secretName }}
@@ -81,6 +81,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 caBundle for the webhook configurations without cert-manager. PEM is accepted as well as its
 base64 form, because the PEM is what people have at hand.
 */}}
+{{/*
+cert-manager, self-managed or provided. certManager.enabled null follows the cluster: on
+where cert-manager's Certificate API is served.
+*/}}
+{{- define "pdguard.certMode" -}}
+{{- $cm := .Values.certManager.enabled }}
+{{- if kindIs "invalid" $cm }}
+{{- $cm = .Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate" }}
+{{- end }}
+{{- if $cm }}cert-manager
+{{- else if .Values.tls.caBundle }}provided
+{{- else }}self-managed
+{{- end }}
+{{- end }}
+
 {{- define "pdguard.caBundle" -}}
 {{- $ca := required "tls.caBundle is required when certManager.enabled is false: the API server needs the CA that signed the webhook's certificate" .Values.tls.caBundle }}
 {{- if contains "-----BEGIN" $ca }}
@@ -123,7 +138,7 @@ clientConfig:
     namespace: {{ .root.Release.Namespace }}
     path: {{ .path }}
     port: 443
-  {{- if not .root.Values.certManager.enabled }}
+  {{- if eq (include "pdguard.certMode" .root) "provided" }}
   caBundle: {{ include "pdguard.caBundle" .root }}
   {{- end }}
 {{- end }}
