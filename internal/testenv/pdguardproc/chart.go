@@ -181,3 +181,39 @@ func InstallIdentity(ctx context.Context, cp *controlplane.ControlPlane, chart C
 	}
 	return &Identity{Namespace: Namespace, User: "system:serviceaccount:" + Namespace + ":" + sa, Kubeconfig: f.Name()}, nil
 }
+
+// harnessFlags are the serve flags Start sets itself: where to listen, the cert dir and
+// the credentials differ from a pod's.
+var harnessFlags = []string{"--cert-dir=", "--port=", "--metrics-bind-address=", "--health-probe-bind-address=", "--kubeconfig=", "--namespace="}
+
+// ServeArgs are the `webhook serve` flags of the chart's Deployment rendered with values,
+// less the ones Start sets and the ones named in drop (flag prefixes such as
+// "--cert-dns-names="), for a test to replace.
+func (c Chart) ServeArgs(ctx context.Context, values []string, drop ...string) ([]string, error) {
+	objs, err := c.Render(ctx, values, "templates/deployment.yaml")
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) != 1 {
+		return nil, fmt.Errorf("the chart rendered %d objects from deployment.yaml, want 1", len(objs))
+	}
+	containers, _, err := unstructured.NestedSlice(objs[0].Object, "spec", "template", "spec", "containers")
+	if err != nil || len(containers) == 0 {
+		return nil, fmt.Errorf("the chart's Deployment has no containers: %v", err)
+	}
+	raw, _, err := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	if err != nil || len(raw) == 0 || raw[0] != "serve" {
+		return nil, fmt.Errorf("the chart's container args %q do not start with serve: %v", raw, err)
+	}
+	var args []string
+next:
+	for _, a := range raw[1:] {
+		for _, p := range append(harnessFlags, drop...) {
+			if strings.HasPrefix(a, p) {
+				continue next
+			}
+		}
+		args = append(args, a)
+	}
+	return args, nil
+}

@@ -50,6 +50,10 @@ type Options struct {
 	// Identity is who pdguard runs as; nil installs the chart's ServiceAccount and RBAC
 	// (InstallIdentity) and runs as that ServiceAccount, as a cluster runs it.
 	Identity *Identity
+	// CertDir, when set, is where someone else (a test playing the kubelet that mounts
+	// the self-managed Secret) puts the serving certificate: none is issued, CAPEM stays
+	// empty, and the URL names localhost, the name such a certificate is made for.
+	CertDir string
 }
 
 // Server is a running pdguard.
@@ -75,13 +79,16 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := certs.Issue(certs.Request{IPAddresses: []string{"127.0.0.1"}, DNSNames: []string{"localhost"}})
-	if err != nil {
-		return nil, err
-	}
-	certDir := filepath.Join(dir, "certs")
-	if err := bundle.WriteDir(certDir); err != nil {
-		return nil, err
+	certDir, host, caPEM := opts.CertDir, "localhost", []byte(nil)
+	if certDir == "" {
+		bundle, err := certs.Issue(certs.Request{IPAddresses: []string{"127.0.0.1"}, DNSNames: []string{"localhost"}})
+		if err != nil {
+			return nil, err
+		}
+		certDir, host, caPEM = filepath.Join(dir, "certs"), "127.0.0.1", bundle.CAPEM
+		if err := bundle.WriteDir(certDir); err != nil {
+			return nil, err
+		}
 	}
 	id := opts.Identity
 	if id == nil {
@@ -94,9 +101,9 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		return nil, err
 	}
 	s := &Server{
-		URL:        "https://127.0.0.1:" + strconv.Itoa(ports[0]),
+		URL:        "https://" + host + ":" + strconv.Itoa(ports[0]),
 		MetricsURL: "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/metrics",
-		CAPEM:      bundle.CAPEM,
+		CAPEM:      caPEM,
 		LogPath:    filepath.Join(cp.LogDir(), filepath.Base(dir)+".log"),
 		Identity:   id,
 	}
@@ -109,6 +116,9 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		"--port", strconv.Itoa(ports[0]),
 		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[2]),
+		// Short, so that stopping and restarting a server costs the tests little; the
+		// rolling-restart test sets its own.
+		"--shutdown-drain=500ms",
 	}, opts.Args...)
 	s.binary, s.args = opts.Binary, args
 	s.readyz = "http://127.0.0.1:" + strconv.Itoa(ports[2]) + "/readyz"
@@ -123,7 +133,7 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		if vp == "" {
 			vp = admissionregistrationv1.Fail
 		}
-		if err := cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{URL: s.URL, CABundle: bundle.CAPEM, MutatingFailurePolicy: mp, ValidatingFailurePolicy: vp}); err != nil {
+		if err := cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{URL: s.URL, CABundle: caPEM, MutatingFailurePolicy: mp, ValidatingFailurePolicy: vp}); err != nil {
 			s.Stop()
 			return nil, err
 		}
