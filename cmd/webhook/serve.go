@@ -168,7 +168,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		LeaderElectionID:        "pdguard-evidence.pdguard.io",
 		LeaderElectionNamespace: f.leaderElectionNS,
 		GracefulShutdownTimeout: &f.shutdown.timeout,
-		WebhookServer:           f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}), f.certDir, log),
+		WebhookServer:           drain.server(f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}), f.certDir, log)),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only guarded StatefulSets and their pods are cached, so memory stays flat
 			// however many other workloads the cluster runs.

@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"k8s.io/utils/clock"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // shutdownFlags say how `serve` leaves: after the stop signal it keeps answering for
@@ -73,4 +74,25 @@ func (d *drainer) Serving(signal context.Context, log logr.Logger) context.Conte
 		cancel()
 	}()
 	return ctx
+}
+
+// server makes every webhook handler answer with Connection: close once the drain has
+// begun, so the API server moves its kept-alive connections to replicas that stay
+// instead of finding them closed under a request when this one stops.
+func (d *drainer) server(srv crwebhook.Server) crwebhook.Server {
+	return &drainingServer{Server: srv, d: d}
+}
+
+type drainingServer struct {
+	crwebhook.Server
+	d *drainer
+}
+
+func (s *drainingServer) Register(path string, h http.Handler) {
+	s.Server.Register(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.d.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	}))
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	testingclock "k8s.io/utils/clock/testing"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 func TestDrainerKeepsServingThroughTheDrain(t *testing.T) {
@@ -79,5 +82,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+type recordingServer struct {
+	crwebhook.Server
+	handlers map[string]http.Handler
+}
+
+func (r *recordingServer) Register(path string, h http.Handler) { r.handlers[path] = h }
+
+func TestDrainingServerClosesConnections(t *testing.T) {
+	d := newDrainer(time.Hour, testingclock.NewFakeClock(time.Unix(0, 0)))
+	rec := &recordingServer{handlers: map[string]http.Handler{}}
+	d.server(rec).Register("/validate", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	call := func() http.Header {
+		w := httptest.NewRecorder()
+		rec.handlers["/validate"].ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/validate", nil))
+		return w.Header()
+	}
+	if got := call().Get("Connection"); got != "" {
+		t.Errorf("before the signal: Connection %q, want none", got)
+	}
+	d.draining.Store(true)
+	if got := call().Get("Connection"); got != "close" {
+		t.Errorf("while draining: Connection %q, want close", got)
 	}
 }

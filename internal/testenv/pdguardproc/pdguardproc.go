@@ -233,3 +233,14 @@ func (s *Server) Stop() {
 	}
 	s.logFile.Close()
 }
+
+// Ready reports whether /readyz answers 200 now.
+func (s *Server) Ready() bool {
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get(s.readyz)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
