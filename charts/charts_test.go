@@ -369,8 +369,9 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 	t.Run("kinds", func(t *testing.T) {
 		want := []string{
 			"Certificate", "Certificate", "ClusterRole", "ClusterRoleBinding", "Deployment", "Issuer", "Issuer",
-			"MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service",
-			"ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration",
+			"MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding", "Service",
+			"ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding",
+			"ValidatingWebhookConfiguration",
 		}
 		if got := r.kinds(); !slices.Equal(got, want) {
 			t.Errorf("rendered kinds\n got %v\nwant %v", got, want)
@@ -1321,5 +1322,61 @@ func TestPdguardCertModes(t *testing.T) {
 				t.Errorf("self-managed needs update on its Secret and both webhook configurations: %s %s", js(role.Rules), js(cr.Rules))
 			}
 		})
+	}
+}
+
+// TestPdguardWritePolicy: the policy that narrows pdguard's own writes is on by default,
+// names pdguard's ServiceAccount, checks each guard.selector label, and goes with
+// rbac.writePolicy.enabled=false.
+func TestPdguardWritePolicy(t *testing.T) {
+	r := template(t, "helm", release, pdguardChart, "--set", "guard.selector.tier=directory")
+	var policy admissionregistrationv1.ValidatingAdmissionPolicy
+	r.decodeNamed(t, "ValidatingAdmissionPolicy", release+"-own-writes", &policy)
+	var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	r.decodeNamed(t, "ValidatingAdmissionPolicyBinding", release+"-own-writes", &binding)
+	if binding.Spec.PolicyName != policy.Name || !slices.Equal(binding.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %s does not deny with policy %s", js(binding.Spec), policy.Name)
+	}
+	if len(policy.Spec.MatchConditions) != 1 || !strings.Contains(policy.Spec.MatchConditions[0].Expression, "system:serviceaccount:"+namespace+":"+release) {
+		t.Errorf("the policy must match pdguard's ServiceAccount only: %s", js(policy.Spec.MatchConditions))
+	}
+	var guarded string
+	for _, v := range policy.Spec.Variables {
+		if v.Name == "guarded" {
+			guarded = v.Expression
+		}
+	}
+	for _, want := range []string{"t.metadata.labels['app.kubernetes.io/name'] == 'pingdirectory'", "t.metadata.labels['tier'] == 'directory'"} {
+		if !strings.Contains(guarded, want) {
+			t.Errorf("guarded expression %q lacks %q", guarded, want)
+		}
+	}
+	off := template(t, "helm", release, pdguardChart, "--set", "rbac.writePolicy.enabled=false")
+	for _, m := range off.ofKind("ValidatingAdmissionPolicy") {
+		if m.name == release+"-own-writes" {
+			t.Error("rbac.writePolicy.enabled=false still renders the policy")
+		}
+	}
+}
+
+// TestPdguardSchedulingAndMatchConditions: system-cluster-critical by default, as
+// Gatekeeper's pods; matchConditions reach both webhooks.
+func TestPdguardSchedulingAndMatchConditions(t *testing.T) {
+	r := template(t, "helm", release, pdguardChart,
+		"--set", "webhook.matchConditions[0].name=not-argocd",
+		"--set", "webhook.matchConditions[0].expression=request.userInfo.username != 'system:serviceaccount:argocd:argocd-application-controller'")
+	var dep appsv1.Deployment
+	r.decode(t, "Deployment", &dep)
+	if got := dep.Spec.Template.Spec.PriorityClassName; got != "system-cluster-critical" {
+		t.Errorf("priorityClassName %q, want system-cluster-critical", got)
+	}
+	var mutating admissionregistrationv1.MutatingWebhookConfiguration
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	r.decode(t, "MutatingWebhookConfiguration", &mutating)
+	r.decode(t, "ValidatingWebhookConfiguration", &validating)
+	for which, mc := range map[string][]admissionregistrationv1.MatchCondition{"mutating": mutating.Webhooks[0].MatchConditions, "validating": validating.Webhooks[0].MatchConditions} {
+		if len(mc) != 1 || mc[0].Name != "not-argocd" {
+			t.Errorf("%s webhook matchConditions %s, want the one set", which, js(mc))
+		}
 	}
 }

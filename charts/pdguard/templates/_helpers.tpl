@@ -117,6 +117,10 @@ rules:
     resources: ["statefulsets"]
     operations: ["CREATE", "UPDATE"]
     scope: Namespaced
+{{- with .Values.webhook.matchConditions }}
+matchConditions:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 objectSelector:
   matchLabels:
     {{- toYaml .Values.guard.selector | nindent 4 }}
