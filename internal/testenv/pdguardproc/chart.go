@@ -74,10 +74,11 @@ func (c Chart) Render(ctx context.Context, values []string, show ...string) ([]*
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
 	}
-	return decodeObjects(out.Bytes())
+	return DecodeObjects(out.Bytes())
 }
 
-func decodeObjects(raw []byte) ([]*unstructured.Unstructured, error) {
+// DecodeObjects splits YAML or JSON documents into objects.
+func DecodeObjects(raw []byte) ([]*unstructured.Unstructured, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
 	var objs []*unstructured.Unstructured
 	for {
