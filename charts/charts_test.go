@@ -1380,3 +1380,45 @@ func TestPdguardSchedulingAndMatchConditions(t *testing.T) {
 		}
 	}
 }
+
+// TestPdguardNamespacedRBAC: with rbac.namespaces pdguard gets its rights on workloads
+// only through a Role in each listed namespace, watches only those, and the webhooks only
+// see those.
+func TestPdguardNamespacedRBAC(t *testing.T) {
+	r := template(t, "helm", release, pdguardChart, "--set", "rbac.namespaces={ds-prod,ds-stage}")
+	var cr rbacv1.ClusterRole
+	r.decode(t, "ClusterRole", &cr)
+	if allows(cr.Rules, "", "pods", "delete") || allows(cr.Rules, "apps", "statefulsets", "patch") {
+		t.Errorf("with rbac.namespaces the ClusterRole still grants workload rights: %s", js(cr.Rules))
+	}
+	for _, ns := range []string{"ds-prod", "ds-stage"} {
+		var role rbacv1.Role
+		found := false
+		for _, m := range r.ofKind("Role") {
+			decodeStrict(t, m, &role)
+			if role.Namespace == ns && role.Name == release+"-workloads" {
+				found = true
+				break
+			}
+		}
+		if !found || !allows(role.Rules, "", "pods", "delete") || !allows(role.Rules, "apps", "statefulsets", "patch") || !allows(role.Rules, "", "pods/log", "get") {
+			t.Errorf("no workload Role in %s with pdguard's rights (found %v): %s", ns, found, js(role.Rules))
+		}
+	}
+	var dep appsv1.Deployment
+	r.decode(t, "Deployment", &dep)
+	if got := flags(t, container(t, dep))["watch-namespaces"]; got != "ds-prod,ds-stage" {
+		t.Errorf("--watch-namespaces=%q, want ds-prod,ds-stage", got)
+	}
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	r.decode(t, "ValidatingWebhookConfiguration", &validating)
+	in := false
+	for _, e := range validating.Webhooks[0].NamespaceSelector.MatchExpressions {
+		if e.Key == "kubernetes.io/metadata.name" && e.Operator == metav1.LabelSelectorOpIn && slices.Equal(e.Values, []string{"ds-prod", "ds-stage"}) {
+			in = true
+		}
+	}
+	if !in {
+		t.Errorf("the validating webhook's namespaceSelector does not limit it to rbac.namespaces: %s", js(validating.Webhooks[0].NamespaceSelector))
+	}
+}

@@ -55,6 +55,7 @@ type serveFlags struct {
 	evidence         evidenceFlags
 	shutdown         shutdownFlags
 	certs            certFlags
+	scope            scopeFlags
 }
 
 func newServeCommand() *cobra.Command {
@@ -98,6 +99,7 @@ func newServeCommand() *cobra.Command {
 	f.evidence.register(fs)
 	f.shutdown.register(fs)
 	f.certs.register(fs)
+	f.scope.register(fs)
 	return cmd
 }
 
@@ -144,6 +146,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	if err := f.certs.validate(); err != nil {
 		return badInput(err)
 	}
+	if err := f.scope.validate(); err != nil {
+		return badInput(err)
+	}
 	drain := newDrainer(f.shutdown.drain, clock.RealClock{})
 	ctx := drain.Serving(cmd.Context(), log)
 	scheme := runtime.NewScheme()
@@ -169,7 +174,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		LeaderElectionNamespace: f.leaderElectionNS,
 		GracefulShutdownTimeout: &f.shutdown.timeout,
 		WebhookServer:           drain.server(f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}), f.certDir, log)),
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultNamespaces: f.scope.cacheNamespaces(), ByObject: map[client.Object]cache.ByObject{
 			// Only guarded StatefulSets and their pods are cached, so memory stays flat
 			// however many other workloads the cluster runs.
 			&appsv1.StatefulSet{}: {Label: sel},

@@ -130,6 +130,12 @@ namespaceSelector:
       operator: NotIn
       values:
         {{- toYaml (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) | nindent 8 }}
+    {{- with .Values.rbac.namespaces }}
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values:
+        {{- toYaml . | nindent 8 }}
+    {{- end }}
     {{- with .Values.webhook.namespaceSelectorExpressions }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -154,4 +160,29 @@ clientConfig:
 {{/* preStop sleep, pdguard's own drain, in-flight requests, and a margin before SIGKILL. */}}
 {{- define "pdguard.terminationGracePeriodSeconds" -}}
 {{- add (mul 2 (int64 .Values.shutdown.drainSeconds)) (int64 .Values.shutdown.timeoutSeconds) 5 }}
+{{- end }}
+
+{{/* pdguard's rules on guarded workloads, in the ClusterRole or in each rbac.namespaces Role. */}}
+{{- define "pdguard.workloadRules" -}}
+# patch: auto-promotion lowers the partition of a proven canary.
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "patch"]
+# patch: the evidence controller records its verdict as a pod annotation.
+# delete: after a failed canary's tag is reverted, the StatefulSet controller leaves a
+# crash-looping canary on the bad revision; the controller replaces that one pod.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# The replace-profile evidence is only in the canary container's log.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# Both event APIs: client-go's recorders write to either, depending on their age.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
 {{- end }}
