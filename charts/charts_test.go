@@ -21,6 +21,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -1420,5 +1421,41 @@ func TestPdguardNamespacedRBAC(t *testing.T) {
 	}
 	if !in {
 		t.Errorf("the validating webhook's namespaceSelector does not limit it to rbac.namespaces: %s", js(validating.Webhooks[0].NamespaceSelector))
+	}
+}
+
+// TestPdguardMetricsAndNetworkPolicy: metrics are plain HTTP unless metrics.secure, which
+// turns on HTTPS with token and access reviews and the rights those need; the optional
+// NetworkPolicy admits the webhook and metrics ports only.
+func TestPdguardMetricsAndNetworkPolicy(t *testing.T) {
+	plain := template(t, "helm", release, pdguardChart)
+	var dep appsv1.Deployment
+	plain.decode(t, "Deployment", &dep)
+	if got := flags(t, container(t, dep))["metrics-secure"]; got != "false" {
+		t.Errorf("default --metrics-secure=%q, want false", got)
+	}
+	if n := len(plain.ofKind("NetworkPolicy")); n != 0 {
+		t.Errorf("rendered %d NetworkPolicies by default", n)
+	}
+	secure := template(t, "helm", release, pdguardChart, "--set", "metrics.secure=true", "--set", "networkPolicy.enabled=true")
+	secure.decode(t, "Deployment", &dep)
+	if got := flags(t, container(t, dep))["metrics-secure"]; got != "true" {
+		t.Errorf("--metrics-secure=%q, want true", got)
+	}
+	var cr rbacv1.ClusterRole
+	secure.decode(t, "ClusterRole", &cr)
+	if !allows(cr.Rules, "authentication.k8s.io", "tokenreviews", "create") || !allows(cr.Rules, "authorization.k8s.io", "subjectaccessreviews", "create") {
+		t.Errorf("metrics.secure needs tokenreviews and subjectaccessreviews: %s", js(cr.Rules))
+	}
+	var np networkingv1.NetworkPolicy
+	secure.decode(t, "NetworkPolicy", &np)
+	var ports []string
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			ports = append(ports, p.Port.String())
+		}
+	}
+	if !slices.Equal(ports, []string{"webhook", "metrics"}) {
+		t.Errorf("NetworkPolicy ingress ports %v, want webhook and metrics only", ports)
 	}
 }

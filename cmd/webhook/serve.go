@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -56,6 +55,7 @@ type serveFlags struct {
 	shutdown         shutdownFlags
 	certs            certFlags
 	scope            scopeFlags
+	metricsSecure    bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -100,6 +100,7 @@ func newServeCommand() *cobra.Command {
 	f.shutdown.register(fs)
 	f.certs.register(fs)
 	f.scope.register(fs)
+	fs.BoolVar(&f.metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, each scrape authenticated (TokenReview) and authorized (SubjectAccessReview, GET /metrics); false: plain HTTP")
 	return cmd
 }
 
@@ -167,7 +168,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	}}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr, TLSOpts: tlsOpts},
+		Metrics:                 metricsOptions(f.metricsAddr, f.metricsSecure, tlsOpts),
 		HealthProbeBindAddress:  f.probeAddr,
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "pdguard-evidence.pdguard.io",
