@@ -21,6 +21,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -90,7 +91,13 @@ type rendered []manifest
 // template renders chart and splits the output into its documents.
 func template(t *testing.T, helm, releaseName, chart string, args ...string) rendered {
 	t.Helper()
-	out, err := runHelm(t, helm, append([]string{"template", releaseName, chart, "--namespace", namespace}, args...)...)
+	base := []string{"template", releaseName, chart, "--namespace", namespace}
+	if chart == pdguardChart {
+		// A cluster with cert-manager, where certManager.enabled: null turns it on;
+		// TestPdguardCertModes renders without it.
+		base = append(base, "--api-versions", "cert-manager.io/v1/Certificate")
+	}
+	out, err := runHelm(t, helm, append(base, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,6 +322,9 @@ func TestPdguardSchemaRejects(t *testing.T) {
 		{"webhook.mutating.failurePolicy=Sometimes", "/webhook/mutating/failurePolicy"},
 		{"webhook.validating.failurePolicy=ignore", "/webhook/validating/failurePolicy"},
 		{"guard.enforcment=warn", "enforcment"},
+		{"shutdown.drainSeconds=-1", "/shutdown/drainSeconds"},
+		{"shutdown.timeoutSeconds=0", "/shutdown/timeoutSeconds"},
+		{"guard.selector=null", "selector"},
 	}
 	for _, helm := range helmBinaries {
 		for _, c := range cases {
@@ -360,8 +370,9 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 	t.Run("kinds", func(t *testing.T) {
 		want := []string{
 			"Certificate", "Certificate", "ClusterRole", "ClusterRoleBinding", "Deployment", "Issuer", "Issuer",
-			"MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service",
-			"ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration",
+			"MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding", "Service",
+			"ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding",
+			"ValidatingWebhookConfiguration",
 		}
 		if got := r.kinds(); !slices.Equal(got, want) {
 			t.Errorf("rendered kinds\n got %v\nwant %v", got, want)
@@ -387,6 +398,10 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			"verdict-key-secret":        release + "-verdict-key",
 			"log-format":                "json",
 			"log-level":                 "info",
+			"shutdown-drain":            "5s",
+			"cert-mode":                 "cert-manager",
+			"cert-manager-certificate":  release + "-serving",
+			"shutdown-timeout":          "15s",
 		}
 		for name, value := range want {
 			if got, ok := args[name]; !ok || got != value {
@@ -769,7 +784,6 @@ func TestPdguardExternalTLS(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no caBundle": {[]string{"--set", "certManager.enabled=false"}, "tls.caBundle is required"},
 		"cert no key": {[]string{"--set", "certManager.enabled=false", "--set-file", "tls.caBundle=" + caFile, "--set-file", "tls.cert=" + caFile}, "tls.cert and tls.key go together"},
 	} {
 		t.Run("refuses "+name, func(t *testing.T) {
@@ -1198,5 +1212,250 @@ func TestPdguardNotes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPdguardShutdown: the kubelet's preStop sleep, pdguard's own drain and the grace period
+// before SIGKILL come from the same two values, so a pod is never killed mid-drain.
+func TestPdguardShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		set                []string
+		preStop, drain     int64
+		timeout, grace     int64
+		wantPreStopPresent bool
+	}{
+		{nil, 5, 5, 15, 30, true},
+		{[]string{"shutdown.drainSeconds=12", "shutdown.timeoutSeconds=20"}, 12, 12, 20, 49, true},
+		{[]string{"shutdown.drainSeconds=0"}, 0, 0, 15, 20, false},
+	} {
+		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
+			t.Parallel()
+			var args []string
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			var dep appsv1.Deployment
+			template(t, "helm", release, pdguardChart, args...).decode(t, "Deployment", &dep)
+			c := container(t, dep)
+			f := flags(t, c)
+			if got, want := f["shutdown-drain"], fmt.Sprintf("%ds", tc.drain); got != want {
+				t.Errorf("--shutdown-drain=%s, want %s", got, want)
+			}
+			if got, want := f["shutdown-timeout"], fmt.Sprintf("%ds", tc.timeout); got != want {
+				t.Errorf("--shutdown-timeout=%s, want %s", got, want)
+			}
+			if g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != tc.grace {
+				t.Errorf("terminationGracePeriodSeconds %s, want %d (preStop + drain + timeout + 5)", show(g), tc.grace)
+			}
+			hasPreStop := c.Lifecycle != nil && c.Lifecycle.PreStop != nil
+			if hasPreStop != tc.wantPreStopPresent {
+				t.Fatalf("preStop present %v, want %v: %s", hasPreStop, tc.wantPreStopPresent, js(c.Lifecycle))
+			}
+			if hasPreStop && (c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != tc.preStop) {
+				t.Errorf("preStop %s, want a sleep of %ds (the image has no shell)", js(c.Lifecycle.PreStop), tc.preStop)
+			}
+		})
+	}
+}
+
+// TestPdguardCertModes: without cert-manager's API and without a CA bundle the chart
+// makes pdguard manage its own certificate: an empty Secret for the leader to fill, the
+// flags that point pdguard at it and at both webhook configurations, no caBundle for the
+// chart to fill, and rights on exactly those objects by name.
+func TestPdguardCertModes(t *testing.T) {
+	for _, helm := range helmBinaries {
+		t.Run(helm, func(t *testing.T) {
+			t.Parallel()
+			out, err := runHelm(t, helm, "template", release, pdguardChart, "--namespace", namespace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(out, []byte("kind: Certificate")) {
+				t.Fatal("rendered cert-manager Certificates for a cluster without cert-manager's API")
+			}
+			r := template(t, helm, release, pdguardChart, "--set", "certManager.enabled=false")
+			var dep appsv1.Deployment
+			r.decode(t, "Deployment", &dep)
+			args := flags(t, container(t, dep))
+			want := map[string]string{
+				"cert-mode":             "self-managed",
+				"cert-secret":           release + "-tls",
+				"cert-dns-names":        release + "." + namespace + ".svc," + release + "." + namespace + ".svc.cluster.local",
+				"webhook-configuration": release,
+				"cert-validity":         "8760h",
+				"cert-renew-before":     "2160h",
+			}
+			for k, v := range want {
+				if args[k] != v {
+					t.Errorf("--%s=%q, want %q", k, args[k], v)
+				}
+			}
+			var secret corev1.Secret
+			r.decodeNamed(t, "Secret", release+"-tls", &secret)
+			if secret.Type != corev1.SecretTypeOpaque || len(secret.Data) != 0 {
+				t.Errorf("the serving Secret must be an empty Opaque one for pdguard to fill, got type %q with %d keys", secret.Type, len(secret.Data))
+			}
+			if v := volume(t, dep.Spec.Template.Spec, "serving-cert"); v.Secret == nil || v.Secret.SecretName != release+"-tls" {
+				t.Errorf("serving-cert volume %s, want Secret %s-tls", js(v), release)
+			}
+			var mutating admissionregistrationv1.MutatingWebhookConfiguration
+			var validating admissionregistrationv1.ValidatingWebhookConfiguration
+			r.decode(t, "MutatingWebhookConfiguration", &mutating)
+			r.decode(t, "ValidatingWebhookConfiguration", &validating)
+			if len(mutating.Webhooks[0].ClientConfig.CABundle) != 0 || len(validating.Webhooks[0].ClientConfig.CABundle) != 0 || mutating.Annotations["cert-manager.io/inject-ca-from"] != "" {
+				t.Error("self-managed: the chart must leave caBundle to pdguard")
+			}
+			var role rbacv1.Role
+			r.decodeNamed(t, "Role", release+"-serving-cert", &role)
+			var cr rbacv1.ClusterRole
+			r.decode(t, "ClusterRole", &cr)
+			for _, rule := range append(role.Rules, cr.Rules...) {
+				for _, verb := range rule.Verbs {
+					if (verb == "update" || verb == "get") && (slices.Contains(rule.Resources, "secrets") || slices.Contains(rule.Resources, "validatingwebhookconfigurations")) {
+						if len(rule.ResourceNames) != 1 {
+							t.Errorf("%s on %v must be limited by resourceNames: %s", verb, rule.Resources, js(rule))
+						}
+					}
+				}
+			}
+			if !allows(role.Rules, "", "secrets", "update") || !allows(cr.Rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "update") ||
+				!allows(cr.Rules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update") {
+				t.Errorf("self-managed needs update on its Secret and both webhook configurations: %s %s", js(role.Rules), js(cr.Rules))
+			}
+		})
+	}
+}
+
+// TestPdguardWritePolicy: the policy that narrows pdguard's own writes is on by default,
+// names pdguard's ServiceAccount, checks each guard.selector label, and goes with
+// rbac.writePolicy.enabled=false.
+func TestPdguardWritePolicy(t *testing.T) {
+	r := template(t, "helm", release, pdguardChart, "--set", "guard.selector.tier=directory")
+	var policy admissionregistrationv1.ValidatingAdmissionPolicy
+	r.decodeNamed(t, "ValidatingAdmissionPolicy", release+"-own-writes", &policy)
+	var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	r.decodeNamed(t, "ValidatingAdmissionPolicyBinding", release+"-own-writes", &binding)
+	if binding.Spec.PolicyName != policy.Name || !slices.Equal(binding.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %s does not deny with policy %s", js(binding.Spec), policy.Name)
+	}
+	if len(policy.Spec.MatchConditions) != 1 || !strings.Contains(policy.Spec.MatchConditions[0].Expression, "system:serviceaccount:"+namespace+":"+release) {
+		t.Errorf("the policy must match pdguard's ServiceAccount only: %s", js(policy.Spec.MatchConditions))
+	}
+	var guarded string
+	for _, v := range policy.Spec.Variables {
+		if v.Name == "guarded" {
+			guarded = v.Expression
+		}
+	}
+	for _, want := range []string{"t.metadata.labels['app.kubernetes.io/name'] == 'pingdirectory'", "t.metadata.labels['tier'] == 'directory'"} {
+		if !strings.Contains(guarded, want) {
+			t.Errorf("guarded expression %q lacks %q", guarded, want)
+		}
+	}
+	off := template(t, "helm", release, pdguardChart, "--set", "rbac.writePolicy.enabled=false")
+	for _, m := range off.ofKind("ValidatingAdmissionPolicy") {
+		if m.name == release+"-own-writes" {
+			t.Error("rbac.writePolicy.enabled=false still renders the policy")
+		}
+	}
+}
+
+// TestPdguardSchedulingAndMatchConditions: system-cluster-critical by default, as
+// Gatekeeper's pods; matchConditions reach both webhooks.
+func TestPdguardSchedulingAndMatchConditions(t *testing.T) {
+	r := template(t, "helm", release, pdguardChart,
+		"--set", "webhook.matchConditions[0].name=not-argocd",
+		"--set", "webhook.matchConditions[0].expression=request.userInfo.username != 'system:serviceaccount:argocd:argocd-application-controller'")
+	var dep appsv1.Deployment
+	r.decode(t, "Deployment", &dep)
+	if got := dep.Spec.Template.Spec.PriorityClassName; got != "system-cluster-critical" {
+		t.Errorf("priorityClassName %q, want system-cluster-critical", got)
+	}
+	var mutating admissionregistrationv1.MutatingWebhookConfiguration
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	r.decode(t, "MutatingWebhookConfiguration", &mutating)
+	r.decode(t, "ValidatingWebhookConfiguration", &validating)
+	for which, mc := range map[string][]admissionregistrationv1.MatchCondition{"mutating": mutating.Webhooks[0].MatchConditions, "validating": validating.Webhooks[0].MatchConditions} {
+		if len(mc) != 1 || mc[0].Name != "not-argocd" {
+			t.Errorf("%s webhook matchConditions %s, want the one set", which, js(mc))
+		}
+	}
+}
+
+// TestPdguardNamespacedRBAC: with rbac.namespaces pdguard gets its rights on workloads
+// only through a Role in each listed namespace, watches only those, and the webhooks only
+// see those.
+func TestPdguardNamespacedRBAC(t *testing.T) {
+	r := template(t, "helm", release, pdguardChart, "--set", "rbac.namespaces={ds-prod,ds-stage}")
+	var cr rbacv1.ClusterRole
+	r.decode(t, "ClusterRole", &cr)
+	if allows(cr.Rules, "", "pods", "delete") || allows(cr.Rules, "apps", "statefulsets", "patch") {
+		t.Errorf("with rbac.namespaces the ClusterRole still grants workload rights: %s", js(cr.Rules))
+	}
+	for _, ns := range []string{"ds-prod", "ds-stage"} {
+		var role rbacv1.Role
+		found := false
+		for _, m := range r.ofKind("Role") {
+			decodeStrict(t, m, &role)
+			if role.Namespace == ns && role.Name == release+"-workloads" {
+				found = true
+				break
+			}
+		}
+		if !found || !allows(role.Rules, "", "pods", "delete") || !allows(role.Rules, "apps", "statefulsets", "patch") || !allows(role.Rules, "", "pods/log", "get") {
+			t.Errorf("no workload Role in %s with pdguard's rights (found %v): %s", ns, found, js(role.Rules))
+		}
+	}
+	var dep appsv1.Deployment
+	r.decode(t, "Deployment", &dep)
+	if got := flags(t, container(t, dep))["watch-namespaces"]; got != "ds-prod,ds-stage" {
+		t.Errorf("--watch-namespaces=%q, want ds-prod,ds-stage", got)
+	}
+	var validating admissionregistrationv1.ValidatingWebhookConfiguration
+	r.decode(t, "ValidatingWebhookConfiguration", &validating)
+	in := false
+	for _, e := range validating.Webhooks[0].NamespaceSelector.MatchExpressions {
+		if e.Key == "kubernetes.io/metadata.name" && e.Operator == metav1.LabelSelectorOpIn && slices.Equal(e.Values, []string{"ds-prod", "ds-stage"}) {
+			in = true
+		}
+	}
+	if !in {
+		t.Errorf("the validating webhook's namespaceSelector does not limit it to rbac.namespaces: %s", js(validating.Webhooks[0].NamespaceSelector))
+	}
+}
+
+// TestPdguardMetricsAndNetworkPolicy: metrics are plain HTTP unless metrics.secure, which
+// turns on HTTPS with token and access reviews and the rights those need; the optional
+// NetworkPolicy admits the webhook and metrics ports only.
+func TestPdguardMetricsAndNetworkPolicy(t *testing.T) {
+	plain := template(t, "helm", release, pdguardChart)
+	var dep appsv1.Deployment
+	plain.decode(t, "Deployment", &dep)
+	if got := flags(t, container(t, dep))["metrics-secure"]; got != "false" {
+		t.Errorf("default --metrics-secure=%q, want false", got)
+	}
+	if n := len(plain.ofKind("NetworkPolicy")); n != 0 {
+		t.Errorf("rendered %d NetworkPolicies by default", n)
+	}
+	secure := template(t, "helm", release, pdguardChart, "--set", "metrics.secure=true", "--set", "networkPolicy.enabled=true")
+	secure.decode(t, "Deployment", &dep)
+	if got := flags(t, container(t, dep))["metrics-secure"]; got != "true" {
+		t.Errorf("--metrics-secure=%q, want true", got)
+	}
+	var cr rbacv1.ClusterRole
+	secure.decode(t, "ClusterRole", &cr)
+	if !allows(cr.Rules, "authentication.k8s.io", "tokenreviews", "create") || !allows(cr.Rules, "authorization.k8s.io", "subjectaccessreviews", "create") {
+		t.Errorf("metrics.secure needs tokenreviews and subjectaccessreviews: %s", js(cr.Rules))
+	}
+	var np networkingv1.NetworkPolicy
+	secure.decode(t, "NetworkPolicy", &np)
+	var ports []string
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			ports = append(ports, p.Port.String())
+		}
+	}
+	if !slices.Equal(ports, []string{"webhook", "metrics"}) {
+		t.Errorf("NetworkPolicy ingress ports %v, want webhook and metrics only", ports)
 	}
 }

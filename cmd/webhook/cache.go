@@ -17,9 +17,10 @@ import (
 // evidence controller read: managedFields alone are about 40% of a stored pod. Writes are
 // merge patches, never updates of a cached object, so a stripped field is never written
 // back.
-func cacheOptions(sel labels.Selector) cache.Options {
+func cacheOptions(sel labels.Selector, namespaces map[string]cache.Config) cache.Options {
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultNamespaces: namespaces,
+		DefaultTransform:  cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.StatefulSet{}: {Label: sel},
 			&corev1.Pod{}:         {Label: sel, Transform: projectPod},

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,13 +17,14 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	// SIGTERM or SIGINT cancels the context; a second one exits at once.
+	os.Exit(run(ctrl.SetupSignalHandler(), os.Args[1:]))
 }
 
-func run(args []string) int {
+func run(ctx context.Context, args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctrl.SetupSignalHandler())
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}

@@ -20,10 +20,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -45,6 +45,10 @@ type serveFlags struct {
 	logLevel         string
 	evidence         evidenceFlags
 	audit            auditFlags
+	shutdown         shutdownFlags
+	certs            certFlags
+	scope            scopeFlags
+	metricsSecure    bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -81,6 +85,10 @@ func newServeCommand() *cobra.Command {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info or error")
 	f.evidence.register(fs)
 	f.audit.register(fs)
+	f.shutdown.register(fs)
+	f.certs.register(fs)
+	f.scope.register(fs)
+	fs.BoolVar(&f.metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, each scrape authenticated (TokenReview) and authorized (SubjectAccessReview, GET /metrics); false: plain HTTP")
 	return cmd
 }
 
@@ -124,6 +132,17 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	if err := f.audit.validate(); err != nil {
 		return badInput(err)
 	}
+	if err := f.shutdown.validate(); err != nil {
+		return badInput(err)
+	}
+	if err := f.certs.validate(); err != nil {
+		return badInput(err)
+	}
+	if err := f.scope.validate(); err != nil {
+		return badInput(err)
+	}
+	drain := newDrainer(f.shutdown.drain, clock.RealClock{})
+	ctx := drain.Serving(cmd.Context(), log)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -140,19 +159,19 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	}}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr, TLSOpts: tlsOpts},
+		Metrics:                 metricsOptions(f.metricsAddr, f.metricsSecure, tlsOpts),
 		HealthProbeBindAddress:  f.probeAddr,
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "pdguard-evidence.pdguard.io",
 		LeaderElectionNamespace: f.leaderElectionNS,
-		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}),
-		Cache:                   cacheOptions(sel),
+		GracefulShutdownTimeout: &f.shutdown.timeout,
+		WebhookServer:           drain.server(f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}), f.certDir, log)),
+		Cache:                   cacheOptions(sel, f.scope.cacheNamespaces()),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
-	ctx := cmd.Context()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -165,6 +184,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	opts.Trust = key.Trust
 	rec, err := setupAudit(mgr, &f.audit, scheme, log.WithName("audit"))
 	if err != nil {
+		return err
+	}
+	if err := setupCerts(ctx, mgr, &f.certs, f.certDir, ns, f.leaderElect, log); err != nil {
 		return err
 	}
 	g := webhook.NewGuard(engine, opts)
@@ -188,6 +210,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("shutdown", drain.Ready); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {

@@ -58,6 +58,10 @@ func run(m *testing.M) int {
 	log.Printf("control plane and pdguard up in %s; pdguard log %s", time.Since(began).Round(time.Millisecond), env.Guard.LogPath)
 
 	code := m.Run()
+	if lines := env.Guard.Forbidden(); len(lines) > 0 {
+		log.Printf("the API server refused pdguard (as %s) %d calls; the chart's RBAC must cover them:\n%s", env.Guard.Identity.User, len(lines), strings.Join(lines, "\n"))
+		code = max(code, 1)
+	}
 
 	stopped := time.Now()
 	if err := env.Stop(); err != nil {

@@ -103,6 +103,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	for _, srv := range []*pdguardproc.Server{env.guard, env.dryrun} {
+		if lines := srv.Forbidden(); len(lines) > 0 {
+			logf("the API server refused pdguard (as %s, log %s) %d calls; the chart's RBAC must cover them:\n%s", srv.Identity.User, srv.LogPath, len(lines), strings.Join(lines, "\n"))
+			code = max(code, 1)
+		}
+	}
 	logf("whole package took %s (start-up %s)", time.Since(env.began).Round(time.Millisecond), env.startup.Round(time.Millisecond))
 	keep = code != 0
 	return code

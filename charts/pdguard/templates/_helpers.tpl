@@ -49,7 +49,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The serving Secret, whoever makes it: cert-manager, the chart from tls.cert/key, or the user. */}}
 {{- define "pdguard.tlsSecretName" -}}
-{{- if .Values.certManager.enabled }}
+{{- if eq (include "pdguard.certMode" .) "cert-manager" }}
 {{- printf "%s-tls" (include "pdguard.fullname" .) }}
 {{- else }}
 {{- default (printf "%s-tls" (include "pdguard.fullname" .)) .Values.tls.secretName }}
@@ -81,6 +81,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 caBundle for the webhook configurations without cert-manager. PEM is accepted as well as its
 base64 form, because the PEM is what people have at hand.
 */}}
+{{/*
+cert-manager, self-managed or provided. certManager.enabled null follows the cluster: on
+where cert-manager's Certificate API is served.
+*/}}
+{{- define "pdguard.certMode" -}}
+{{- $cm := .Values.certManager.enabled }}
+{{- if kindIs "invalid" $cm }}
+{{- $cm = .Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate" }}
+{{- end }}
+{{- if $cm }}cert-manager
+{{- else if .Values.tls.caBundle }}provided
+{{- else }}self-managed
+{{- end }}
+{{- end }}
+
 {{- define "pdguard.caBundle" -}}
 {{- $ca := required "tls.caBundle is required when certManager.enabled is false: the API server needs the CA that signed the webhook's certificate" .Values.tls.caBundle }}
 {{- if contains "-----BEGIN" $ca }}
@@ -102,6 +117,10 @@ rules:
     resources: ["statefulsets"]
     operations: ["CREATE", "UPDATE"]
     scope: Namespaced
+{{- with .Values.webhook.matchConditions }}
+matchConditions:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 objectSelector:
   matchLabels:
     {{- toYaml .Values.guard.selector | nindent 4 }}
@@ -111,6 +130,12 @@ namespaceSelector:
       operator: NotIn
       values:
         {{- toYaml (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) | nindent 8 }}
+    {{- with .Values.rbac.namespaces }}
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values:
+        {{- toYaml . | nindent 8 }}
+    {{- end }}
     {{- with .Values.webhook.namespaceSelectorExpressions }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -123,7 +148,7 @@ clientConfig:
     namespace: {{ .root.Release.Namespace }}
     path: {{ .path }}
     port: 443
-  {{- if not .root.Values.certManager.enabled }}
+  {{- if eq (include "pdguard.certMode" .root) "provided" }}
   caBundle: {{ include "pdguard.caBundle" .root }}
   {{- end }}
 {{- end }}
@@ -131,3 +156,40 @@ clientConfig:
 {{- define "pdguard.verdictKeySecret" -}}
 {{- default (printf "%s-verdict-key" (include "pdguard.fullname" .)) .Values.verdicts.keySecret -}}
 {{- end -}}
+
+{{/* preStop sleep, pdguard's own drain, in-flight requests, and a margin before SIGKILL. */}}
+{{- define "pdguard.terminationGracePeriodSeconds" -}}
+{{- add (mul 2 (int64 .Values.shutdown.drainSeconds)) (int64 .Values.shutdown.timeoutSeconds) 5 }}
+{{- end }}
+
+{{/* pdguard's rules on guarded workloads, in the ClusterRole or in each rbac.namespaces Role. */}}
+{{- define "pdguard.workloadRules" -}}
+# patch: auto-promotion lowers the partition of a proven canary.
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "patch"]
+# patch: the evidence controller records its verdict as a pod annotation.
+# delete: after a failed canary's tag is reverted, the StatefulSet controller leaves a
+# crash-looping canary on the bad revision; the controller replaces that one pod.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# The replace-profile evidence is only in the canary container's log.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# Both event APIs: client-go's recorders write to either, depending on their age.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.audit.reports }}
+# Audit records are kept as OpenReports Reports, one per guarded StatefulSet, which
+# pdguard creates and updates; it never deletes one (the owner reference does).
+- apiGroups: ["openreports.io"]
+  resources: ["reports"]
+  verbs: ["get", "create", "update"]
+{{- end }}
+{{- end }}

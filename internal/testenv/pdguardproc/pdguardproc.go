@@ -47,6 +47,13 @@ type Options struct {
 	ValidatingFailurePolicy admissionregistrationv1.FailurePolicyType
 	// SkipRegistration leaves the webhook configurations alone (a second server).
 	SkipRegistration bool
+	// Identity is who pdguard runs as; nil installs the chart's ServiceAccount and RBAC
+	// (InstallIdentity) and runs as that ServiceAccount, as a cluster runs it.
+	Identity *Identity
+	// CertDir, when set, is where someone else (a test playing the kubelet that mounts
+	// the self-managed Secret) puts the serving certificate: none is issued, CAPEM stays
+	// empty, and the URL names localhost, the name such a certificate is made for.
+	CertDir string
 }
 
 // Server is a running pdguard.
@@ -55,13 +62,15 @@ type Server struct {
 	MetricsURL string
 	CAPEM      []byte
 	LogPath    string
-	cmd        *exec.Cmd
-	done       chan struct{}
-	logFile    *os.File
-	binary     string
-	args       []string
-	baseArgs   []string
-	readyz     string
+	// Identity is the ServiceAccount the server runs as.
+	Identity *Identity
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logFile  *os.File
+	binary   string
+	args     []string
+	baseArgs []string
+	readyz   string
 }
 
 // Start issues a serving certificate for 127.0.0.1, starts `webhook serve` against the
@@ -71,32 +80,46 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := certs.Issue(certs.Request{IPAddresses: []string{"127.0.0.1"}, DNSNames: []string{"localhost"}})
-	if err != nil {
-		return nil, err
+	certDir, host, caPEM := opts.CertDir, "localhost", []byte(nil)
+	if certDir == "" {
+		bundle, err := certs.Issue(certs.Request{IPAddresses: []string{"127.0.0.1"}, DNSNames: []string{"localhost"}})
+		if err != nil {
+			return nil, err
+		}
+		certDir, host, caPEM = filepath.Join(dir, "certs"), "127.0.0.1", bundle.CAPEM
+		if err := bundle.WriteDir(certDir); err != nil {
+			return nil, err
+		}
 	}
-	certDir := filepath.Join(dir, "certs")
-	if err := bundle.WriteDir(certDir); err != nil {
-		return nil, err
+	id := opts.Identity
+	if id == nil {
+		if id, err = InstallIdentity(ctx, cp, ChartOf(cp, opts.Binary)); err != nil {
+			return nil, fmt.Errorf("installing the chart's ServiceAccount and RBAC: %w", err)
+		}
 	}
 	ports, err := controlplane.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		URL:        "https://127.0.0.1:" + strconv.Itoa(ports[0]),
+		URL:        "https://" + host + ":" + strconv.Itoa(ports[0]),
 		MetricsURL: "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/metrics",
-		CAPEM:      bundle.CAPEM,
+		CAPEM:      caPEM,
 		LogPath:    filepath.Join(cp.LogDir(), filepath.Base(dir)+".log"),
+		Identity:   id,
 	}
 	args := append([]string{
 		"serve",
-		"--kubeconfig", cp.KubeconfigPath(),
+		"--kubeconfig", id.Kubeconfig,
+		"--namespace", id.Namespace,
 		"--cert-dir", certDir,
 		"--host", "127.0.0.1",
 		"--port", strconv.Itoa(ports[0]),
 		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[2]),
+		// Short, so that stopping and restarting a server costs the tests little; the
+		// rolling-restart test sets its own.
+		"--shutdown-drain=500ms",
 	}, opts.Args...)
 	s.binary, s.args, s.baseArgs = opts.Binary, args, args
 	s.readyz = "http://127.0.0.1:" + strconv.Itoa(ports[2]) + "/readyz"
@@ -111,7 +134,7 @@ func Start(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*S
 		if vp == "" {
 			vp = admissionregistrationv1.Fail
 		}
-		if err := cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{URL: s.URL, CABundle: bundle.CAPEM, MutatingFailurePolicy: mp, ValidatingFailurePolicy: vp}); err != nil {
+		if err := cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{URL: s.URL, CABundle: caPEM, MutatingFailurePolicy: mp, ValidatingFailurePolicy: vp}); err != nil {
 			s.Stop()
 			return nil, err
 		}
@@ -184,6 +207,18 @@ func (s *Server) Logs() string {
 	return string(b)
 }
 
+// Forbidden returns the lines of the log where the API server refused pdguard a call:
+// its RBAC (or a policy) does not cover something it does.
+func (s *Server) Forbidden() []string {
+	var out []string
+	for _, line := range strings.Split(s.Logs(), "\n") {
+		if strings.Contains(line, "is forbidden:") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 func (s *Server) tail() string {
 	lines := strings.Split(strings.TrimSpace(s.Logs()), "\n")
 	if len(lines) > 20 {
@@ -205,4 +240,15 @@ func (s *Server) Stop() {
 		<-s.done
 	}
 	s.logFile.Close()
+}
+
+// Ready reports whether /readyz answers 200 now.
+func (s *Server) Ready() bool {
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get(s.readyz)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
