@@ -142,15 +142,7 @@ func TestBadInput(t *testing.T) {
 
 	// A second StatefulSet with the same labels and selector: its pods are listed with
 	// the canary's, and must not count for it.
-	twin := chartStatefulSet(g.ns)
-	twin.Name = "pd-twin"
-	if _, err := env.admin.AppsV1().StatefulSets(g.ns).Create(g.ctx, twin, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	g.eventually("the twin's pods", func() (bool, string) {
-		p, err := env.admin.CoreV1().Pods(g.ns).Get(g.ctx, "pd-twin-1", metav1.GetOptions{})
-		return err == nil && runningAndReady(p), fmt.Sprint(err)
-	})
+	g.twin()
 
 	review := func(op admissionv1.Operation, old, nw *appsv1.StatefulSet, edit ...func(*admissionv1.AdmissionRequest)) []byte {
 		return adminReview(t, op, old, nw, edit...)

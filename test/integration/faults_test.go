@@ -95,16 +95,7 @@ func TestFaultOverlappingPodLabels(t *testing.T) {
 	t.Parallel()
 	g := newGuarded(t, "fault-twins")
 	began := time.Now()
-	twin := chartStatefulSet(g.ns)
-	twin.Name = "pd-twin"
-	if _, err := env.admin.AppsV1().StatefulSets(g.ns).Create(g.ctx, twin, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tg := &guarded{t: t, ctx: g.ctx, ns: g.ns, name: twin.Name}
-	g.eventually("the twin's pods", func() (bool, string) {
-		p, err := env.admin.CoreV1().Pods(g.ns).Get(g.ctx, "pd-twin-1", metav1.GetOptions{})
-		return err == nil && runningAndReady(p), fmt.Sprint(err)
-	})
+	tg := g.twin()
 	g.serveLog(1, "in-progress.log")
 	if err := env.cp.ServePodLogs(g.ctx, g.ns, "pd-twin-1", successLines(t), nil); err != nil {
 		t.Fatal(err)
@@ -140,4 +131,20 @@ func successLines(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+}
+
+// twin creates a second StatefulSet, pd-twin, with the same labels and selector as g's,
+// and waits for its pods: a selector lists both sets' pods.
+func (g *guarded) twin() *guarded {
+	g.t.Helper()
+	twin := chartStatefulSet(g.ns)
+	twin.Name = "pd-twin"
+	if _, err := env.admin.AppsV1().StatefulSets(g.ns).Create(g.ctx, twin, metav1.CreateOptions{}); err != nil {
+		g.t.Fatal(err)
+	}
+	g.eventually("the twin's pods", func() (bool, string) {
+		p, err := env.admin.CoreV1().Pods(g.ns).Get(g.ctx, "pd-twin-1", metav1.GetOptions{})
+		return err == nil && runningAndReady(p), fmt.Sprint(err)
+	})
+	return &guarded{t: g.t, ctx: g.ctx, ns: g.ns, name: twin.Name}
 }
