@@ -199,7 +199,7 @@ func TestBadInput(t *testing.T) {
 		{name: "a dry run is judged like the real change", path: "/validate", body: review(admissionv1.Update, stable, edited(tagged(newTag), func(s *appsv1.StatefulSet) { bundle(s) }), func(r *admissionv1.AdmissionRequest) {
 			r.DryRun = ptrTo(true)
 		}), status: 200, code: 403, message: "[bundled-config-and-version]"},
-		{name: "object and oldObject of different names", path: "/validate", body: review(admissionv1.Update, edited(open, func(s *appsv1.StatefulSet) { s.Name = "pd-other" }), promotion), status: 200, code: 400, message: `"pd-other"`},
+		{name: "object and oldObject of different names", path: "/validate", body: review(admissionv1.Update, edited(open, func(s *appsv1.StatefulSet) { s.Name = "pd-other" }), promotion), status: 200, code: 400, message: "/pd-other into " + g.ns + "/" + fixture.Name + ": object and oldObject must be the same StatefulSet"},
 		{name: "negative replicas", path: "/validate", body: review(admissionv1.Update, stable, edited(tagged(newTag), func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptrTo(int32(-1)) })), status: 200, code: 400, message: "replicas"},
 		{name: "missing replicas is one replica", path: "/mutate", body: review(admissionv1.Update, stable, edited(tagged(newTag), withPartition(0), func(s *appsv1.StatefulSet) { s.Spec.Replicas = nil })), status: 200, allowed: true, warning: "[single-replica]"},
 		{name: "partition above replicas stays", path: "/mutate", body: review(admissionv1.Update, stable, edited(tagged(newTag), withPartition(5))), status: 200, allowed: true, patch: "pdguard.io~1canary", warning: "keeps spec.updateStrategy.rollingUpdate.partition", absent: "/spec/updateStrategy/rollingUpdate/partition"},
