@@ -35,6 +35,12 @@ bench:
 
 # Admission latency of the real webhook server under helm-shaped load; pass flags with
 # LOADFLAGS, e.g. make load LOADFLAGS='--rate 200 --out load.json'.
+# Every fuzz target in turn for FUZZTIME each (CI replays only the seed corpora).
+FUZZTIME ?= 1m
+.PHONY: fuzz
+fuzz:
+	hack/fuzz.sh $(FUZZTIME)
+
 .PHONY: load
 load: tools
 	$(GO) run ./hack/loadtest $(LOADFLAGS)

@@ -170,9 +170,12 @@ func summarize(cfg Config, sts *appsv1.StatefulSet) (Summary, imageref.Ref, erro
 	if !ok {
 		return Summary{}, imageref.Ref{}, &NotGuardedError{Reason: fmt.Sprintf("statefulset %s/%s has no container named %q", sts.Namespace, sts.Name, cfg.Diff.Container)}
 	}
+	if n := productContainers(&sts.Spec.Template.Spec, cfg.Diff.Container); n > 1 {
+		return Summary{}, imageref.Ref{}, &InputError{fmt.Errorf("statefulset %s/%s has %d containers named %q: container names must be unique, so pdguard cannot tell which one runs the product", sts.Namespace, sts.Name, n, cfg.Diff.Container)}
+	}
 	ref, err := imageref.Parse(image)
 	if err != nil {
-		return Summary{}, imageref.Ref{}, fmt.Errorf("statefulset %s/%s: container %q: %w", sts.Namespace, sts.Name, cfg.Diff.Container, err)
+		return Summary{}, imageref.Ref{}, &InputError{fmt.Errorf("statefulset %s/%s: container %q: %w; set pingdirectory.image.tag to a valid tag", sts.Namespace, sts.Name, cfg.Diff.Container, err)}
 	}
 	partition, has := rollout.Partition(sts)
 	annotations := sts.Annotations
@@ -188,6 +191,16 @@ func summarize(cfg Config, sts *appsv1.StatefulSet) (Summary, imageref.Ref, erro
 		CurrentRevision: sts.Status.CurrentRevision,
 		UpdateRevision:  rollout.PublishedUpdateRevision(sts),
 	}, ref, nil
+}
+
+func productContainers(spec *corev1.PodSpec, name string) int {
+	n := 0
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == name {
+			n++
+		}
+	}
+	return n
 }
 
 func podFacts(ps *rollout.PodState) Pod {

@@ -134,6 +134,10 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Re
 // undecided answers a request pdguard could not decide. The API server then applies the
 // webhook's failure policy, so the message says where to look and what to do.
 func undecided(err error) admission.Response {
+	var bad *policy.InputError
+	if errors.As(err, &bad) {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("pdguard cannot decide on this change: %w", err))
+	}
 	return admission.Errored(http.StatusInternalServerError, fmt.Errorf(
 		"pdguard could not decide on this change: %w. Retry in a moment; if it persists, read the pdguard webhook's logs (kubectl -n <pdguard namespace> logs -l app.kubernetes.io/name=pdguard) for this error", err))
 }
@@ -173,6 +177,9 @@ func decodeRequest(req admission.Request) (*policy.Request, error) {
 	}
 	if gr.Old != nil && gr.Old.Namespace == "" {
 		gr.Old.Namespace = req.Namespace
+	}
+	if err := checkObjects(string(req.UID), gr); err != nil {
+		return nil, err
 	}
 	return gr, nil
 }

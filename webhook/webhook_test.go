@@ -204,7 +204,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`not json`))
 	mutate, validate := newServer(f, "mutate"), newServer(f, "validate")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, srv := range []http.Handler{mutate, validate} {
+		for phase, srv := range map[string]http.Handler{"mutate": mutate, "validate": validate} {
 			rec := httptest.NewRecorder()
 			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
@@ -219,6 +219,7 @@ func FuzzAdmissionReview(f *testing.F) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
 				t.Fatalf("answer is not an AdmissionReview with a response: %s", rec.Body.String())
 			}
+			checkAnswer(t, phase, body, &out)
 		}
 	})
 }

@@ -559,6 +559,7 @@ func FuzzScan(f *testing.F) {
 				t.Fatalf("scan failed on a valid expectation: %v", err)
 			}
 			checkResult(t, got)
+			checkSuccessLine(t, log, want, got)
 		}
 
 		// Colour codes at line starts must never change the verdict.

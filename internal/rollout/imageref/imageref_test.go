@@ -229,6 +229,16 @@ func FuzzParse(f *testing.F) {
 		} else if again := (Ref{Repository: full, Tag: "x"}).FullRepository(); again != full {
 			t.Fatalf("FullRepository(%q) = %q is not stable", full, again)
 		}
-		_ = r.Version()
+		// The version is read from the tag alone: a digest pins bytes, not a version.
+		if v := r.Version(); v != ParseVersion(r.Tag) {
+			t.Fatalf("Parse(%q).Version() = %+v, but its tag %q reads as %+v", s, v, r.Tag, ParseVersion(r.Tag))
+		} else if r.Tag == "" && v.Known {
+			t.Fatalf("Parse(%q) is pinned by digest alone but reads as version %s", s, v.Text)
+		}
+		if back := ParseVersion(r.Tag); back.Known {
+			if order, ok := Compare(back, r.Version()); !ok || order != 0 {
+				t.Fatalf("the version of %q does not equal itself", s)
+			}
+		}
 	})
 }

@@ -179,6 +179,17 @@ func (s *Server) Restart(ctx context.Context) error {
 	return s.run(ctx)
 }
 
+// Crash kills the server with SIGKILL, so it gets no chance to finish what it was doing,
+// and starts it again as Restart does.
+func (s *Server) Crash(ctx context.Context) error {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+		s.logFile.Close()
+	}
+	return s.run(ctx)
+}
+
 func (s *Server) waitReady(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
