@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"gomodules.xyz/jsonpatch/v2"
 
 	"github.com/pdguard/pdguard/internal/manifest"
 	"github.com/pdguard/pdguard/internal/rollout"

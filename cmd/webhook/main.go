@@ -52,7 +52,7 @@ func newRootCommand() *cobra.Command {
 		}
 		return nil
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newPolicyCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newPolicyCommand(), newVersionCommand(), newStatusCommand())
 	return root
 }
 
