@@ -188,6 +188,12 @@ func TestDockerfile(t *testing.T) {
 		if x := slices.Index(ldflags, "-X"); x >= 0 && (x+1 >= len(ldflags) || !strings.HasPrefix(ldflags[x+1], "main.version=")) {
 			t.Errorf("-ldflags must stamp main.version, got %q", words[ld+1])
 		}
+		// `webhook version` prints these three.
+		for _, v := range []string{"main.version=", "main.commit=", "main.buildDate="} {
+			if !slices.ContainsFunc(ldflags, func(f string) bool { return strings.HasPrefix(f, v) }) {
+				t.Errorf("-ldflags %q does not stamp %s", words[ld+1], strings.TrimSuffix(v, "="))
+			}
+		}
 		if words[len(words)-1] != "./cmd/webhook" {
 			t.Errorf("go build must build ./cmd/webhook, builds %q", words[len(words)-1])
 		}

@@ -304,14 +304,35 @@ type CheckResult struct {
 	Rules    []string                       `json:"rules"`
 	Reasons  []string                       `json:"reasons"`
 	Warnings []string                       `json:"warnings"`
+	// Findings are the reasons, warnings and applied mutations with their rule, each once.
+	Findings []CheckFinding `json:"findings"`
 }
+
+// Severities of a CheckFinding.
+const (
+	SeverityDeny    = "deny"
+	SeverityWarning = "warning"
+	// SeverityInfo is a mutation the webhook applies (the patch says what it changes).
+	SeverityInfo = "info"
+)
+
+// CheckFinding is one rule's finding on a checked request.
+type CheckFinding struct {
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+}
+
+// NotGuardedRule names the finding of a StatefulSet pdguard cannot guard.
+const NotGuardedRule = "not-guarded"
 
 // Check runs the mutating then the validating decision on one request.
 func (g *Guard) Check(ctx context.Context, req *policy.Request) (*CheckResult, error) {
 	m, err := g.Mutate(ctx, req)
 	var refused *RefusedError
 	if errors.As(err, &refused) {
-		return &CheckResult{Allowed: false, Patch: []jsonpatch.JsonPatchOperation{}, Rules: []string{}, Reasons: []string{refused.Reason}, Warnings: []string{}}, nil
+		return &CheckResult{Allowed: false, Patch: []jsonpatch.JsonPatchOperation{}, Rules: []string{}, Reasons: []string{refused.Reason}, Warnings: []string{},
+			Findings: []CheckFinding{{Rule: "canary-partition", Severity: SeverityDeny, Message: refused.Reason}}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -335,7 +356,36 @@ func (g *Guard) Check(ctx context.Context, req *policy.Request) (*CheckResult, e
 	if res.Patch == nil {
 		res.Patch = []jsonpatch.JsonPatchOperation{}
 	}
+	res.Findings = checkFindings(m, v)
 	return res, nil
+}
+
+func checkFindings(m *MutateResult, v *ValidateResult) []CheckFinding {
+	out := []CheckFinding{}
+	seen := map[CheckFinding]bool{}
+	add := func(severity string, fs []policy.Finding) {
+		for _, f := range fs {
+			c := CheckFinding{Rule: f.Rule, Severity: severity, Message: f.Message}
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	if m.Mode == "" {
+		// Not guarded: the decision never ran, the warning says why.
+		for _, w := range m.Warnings {
+			out = append(out, CheckFinding{Rule: NotGuardedRule, Severity: SeverityWarning, Message: w})
+		}
+		return out
+	}
+	if m.Decision.Apply {
+		add(SeverityInfo, m.Decision.Fired)
+	}
+	add(SeverityWarning, m.Decision.Warnings)
+	add(SeverityDeny, v.Decision.Denials)
+	add(SeverityWarning, v.Decision.Warnings)
+	return out
 }
 
 func dedupe(in []string) []string {

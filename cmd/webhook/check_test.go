@@ -14,22 +14,7 @@ const fixtureDir = "../../internal/testenv/fixture/testdata"
 // writeVariant writes a fixture file with each from->to replacement applied.
 func writeVariant(t *testing.T, name string, replace ...string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	for i := 0; i+1 < len(replace); i += 2 {
-		if !strings.Contains(s, replace[i]) {
-			t.Fatalf("%s does not contain %q", name, replace[i])
-		}
-		s = strings.ReplaceAll(s, replace[i], replace[i+1])
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return copyVariant(t, t.TempDir(), filepath.Join(fixtureDir, name), replace...)
 }
 
 func runCheck(t *testing.T, args ...string) (stdout, message string, code int) {
@@ -44,6 +29,7 @@ func runCheck(t *testing.T, args ...string) (stdout, message string, code int) {
 }
 
 func TestCheckCommand(t *testing.T) {
+	offline(t)
 	live := filepath.Join(fixtureDir, "statefulset-live.yaml")
 	tests := map[string]struct {
 		args        func(t *testing.T) []string
@@ -103,32 +89,106 @@ func TestCheckCommand(t *testing.T) {
 			if code == 2 {
 				return
 			}
-			var res struct {
-				Allowed  bool              `json:"allowed"`
-				Patch    []json.RawMessage `json:"patch"`
-				Rules    []string          `json:"rules"`
-				Reasons  []string          `json:"reasons"`
-				Warnings []string          `json:"warnings"`
+			var rep struct {
+				Allowed bool `json:"allowed"`
+				Objects []struct {
+					Allowed  bool              `json:"allowed"`
+					Patch    []json.RawMessage `json:"patch"`
+					Findings []struct {
+						Rule string `json:"rule"`
+					} `json:"findings"`
+				} `json:"objects"`
 			}
-			if err := json.Unmarshal([]byte(out), &res); err != nil {
-				t.Fatalf("output is not the check JSON: %v\n%s", err, out)
+			if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Objects) != 1 {
+				t.Fatalf("output is not the check JSON of one object: %v\n%s", err, out)
 			}
-			if res.Allowed != (tc.wantCode == 0) {
-				t.Errorf("allowed = %v with exit code %d", res.Allowed, code)
+			res := rep.Objects[0]
+			if res.Allowed != (tc.wantCode == 0) || rep.Allowed != res.Allowed {
+				t.Errorf("allowed = %v (report %v) with exit code %d", res.Allowed, rep.Allowed, code)
+			}
+			var rules []string
+			for _, f := range res.Findings {
+				rules = append(rules, f.Rule)
 			}
 			for _, r := range tc.wantRules {
-				if !strings.Contains(strings.Join(res.Rules, ","), r) {
-					t.Errorf("rules %v lack %s", res.Rules, r)
+				if !strings.Contains(strings.Join(rules, ","), r) {
+					t.Errorf("rules %v lack %s", rules, r)
 				}
 			}
-			if len(tc.wantRules) == 0 && len(res.Rules) != 0 {
-				t.Errorf("rules = %v, want none (helm template vs live must not differ by defaults)", res.Rules)
+			if len(tc.wantRules) == 0 && len(rules) != 0 {
+				t.Errorf("rules = %v, want none (helm template vs live must not differ by defaults)", rules)
 			}
 			if tc.wantPatch != "" && !strings.Contains(out, tc.wantPatch) {
 				t.Errorf("patch lacks %s:\n%s", tc.wantPatch, out)
 			}
 			if tc.wantPatch == "" && len(res.Patch) != 0 {
 				t.Errorf("patch = %s, want none", res.Patch)
+			}
+		})
+	}
+}
+
+func TestCheckBadInput(t *testing.T) {
+	offline(t)
+	live := filepath.Join(fixtureDir, "statefulset-live.yaml")
+	helm := filepath.Join(fixtureDir, "statefulset-helm.yaml")
+	tests := map[string]struct {
+		args        func(t *testing.T) []string
+		wantMessage string
+	}{
+		"pods mixed with other kinds": {
+			args:        func(t *testing.T) []string { return []string{"--new", helm, "--old", live, "--pods", live} },
+			wantMessage: "is a StatefulSet (pd-upgrade-example-pingdirectory), want only Pods",
+		},
+		"two StatefulSets with the same namespace and name": {
+			args: func(t *testing.T) []string {
+				return []string{"--new", helm, "--new", writeVariant(t, "statefulset-helm.yaml")}
+			},
+			wantMessage: "two StatefulSets named ping/pd-upgrade-example-pingdirectory",
+		},
+		"an unknown format": {
+			args:        func(t *testing.T) []string { return []string{"--new", helm, "-o", "sarif"} },
+			wantMessage: `-o must be one of text, json, junit, markdown, got "sarif"`,
+		},
+		"a directory that cannot be read": {
+			args:        func(t *testing.T) []string { return []string{"--new", "/nonexistent/manifests"} },
+			wantMessage: "reading /nonexistent/manifests",
+		},
+		"a directory with a manifest that cannot be read": {
+			args: func(t *testing.T) []string {
+				dir := t.TempDir()
+				if err := os.Symlink(filepath.Join(dir, "gone.yaml"), filepath.Join(dir, "statefulset.yaml")); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"--new", dir}
+			},
+			wantMessage: "statefulset.yaml",
+		},
+		"a directory without manifests": {
+			args:        func(t *testing.T) []string { return []string{"--new", t.TempDir()} },
+			wantMessage: "holds no .yaml, .yml or .json file",
+		},
+		"a document that is not a Kubernetes object": {
+			args: func(t *testing.T) []string {
+				p := filepath.Join(t.TempDir(), "values.yaml")
+				_ = os.WriteFile(p, []byte("image:\n  tag: 9.1.0.0-latest\n"), 0o644)
+				return []string{"--new", p}
+			},
+			wantMessage: "values.yaml: document 1 is not a Kubernetes object: it has no kind or apiVersion",
+		},
+		"--live with --old": {
+			args:        func(t *testing.T) []string { return []string{"--new", helm, "--old", live, "--live"} },
+			wantMessage: "leave out --old",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, msg, code := runCheck(t, tc.args(t)...)
+			if code != exitBadInput {
+				t.Fatalf("exit code = %d, want %d\nstdout: %s\nmessage: %s", code, exitBadInput, out, msg)
+			}
+			if !strings.Contains(msg, tc.wantMessage) {
+				t.Errorf("message %q does not say %q", msg, tc.wantMessage)
 			}
 		})
 	}

@@ -8,21 +8,27 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	// SIGTERM or SIGINT cancels the context; a second one exits at once.
-	os.Exit(run(ctrl.SetupSignalHandler(), os.Args[1:]))
+	os.Exit(run(ctrl.SetupSignalHandler(), filepath.Base(os.Args[0]), os.Args[1:]))
 }
 
-func run(ctx context.Context, args []string) int {
+// pluginName is the name kubectl finds the binary by on PATH: `kubectl pdguard ARGS` runs
+// kubectl-pdguard ARGS.
+const pluginName = "kubectl-pdguard"
+
+func run(ctx context.Context, self string, args []string) int {
 	root := newRootCommand()
+	if strings.TrimSuffix(self, ".exe") == pluginName {
+		asPlugin(root)
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -31,11 +37,11 @@ func run(ctx context.Context, args []string) int {
 	var coded *exitCodeError
 	if errors.As(err, &coded) {
 		if coded.Err != nil {
-			fmt.Fprintln(os.Stderr, "webhook:", coded.Err)
+			fmt.Fprintln(os.Stderr, root.Name()+":", coded.Err)
 		}
 		return coded.Code
 	}
-	fmt.Fprintln(os.Stderr, "webhook:", err)
+	fmt.Fprintln(os.Stderr, root.Name()+":", err)
 	return 2
 }
 
@@ -55,18 +61,18 @@ func newRootCommand() *cobra.Command {
 		}
 		return nil
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newAuditCommand(), newPolicyCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newAuditCommand(), newPolicyCommand(), newVersionCommand(), newStatusCommand())
 	return root
 }
 
-func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version)
-			return err
-		},
+// asPlugin names the commands as kubectl shows them. Every subcommand stays: the plugin is
+// the same binary, so whatever `webhook X` does, `kubectl pdguard X` does.
+func asPlugin(root *cobra.Command) {
+	root.Use = "pdguard"
+	if root.Annotations == nil {
+		root.Annotations = map[string]string{}
 	}
+	// Help and usage then say "kubectl pdguard status", as the user typed it.
+	root.Annotations[cobra.CommandDisplayNameAnnotation] = "kubectl pdguard"
+	root.Short = "pdguard for operators: status of guarded rollouts, check a release, read the audit, scan a canary log"
 }

@@ -8,19 +8,19 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/pdguard/pdguard/internal/report"
 )
 
 func newReportCommand() *cobra.Command {
 	var (
-		namespace, selector, container, output string
-		since                                  time.Duration
+		selector, container, output string
+		since                       time.Duration
+		allNamespaces               bool
 	)
+	kube := newKubeFlags(true)
 	cmd := &cobra.Command{
-		Use:   "report [--namespace NS] [--since 24h] [-o text|json]",
+		Use:   "report [-n NS | -A] [--context CTX] [--since 24h] [-o text|json]",
 		Short: "Show guarded StatefulSets, their canaries and verdicts, and every rollout pdguard blocked or warned about",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -31,13 +31,16 @@ func newReportCommand() *cobra.Command {
 			if err != nil {
 				return badInput(fmt.Errorf("--selector %q: %w", selector, err))
 			}
-			cfg, err := ctrl.GetConfig()
+			namespace, _, err := kube.namespace()
 			if err != nil {
-				return badInput(fmt.Errorf("no Kubernetes client configuration (--kubeconfig or KUBECONFIG): %w", err))
+				return badInput(err)
 			}
-			cs, err := kubernetes.NewForConfig(cfg)
+			if allNamespaces {
+				namespace = ""
+			}
+			cs, err := kube.clientset()
 			if err != nil {
-				return err
+				return badInput(err)
 			}
 			ctx := cmd.Context()
 			list := metav1.ListOptions{LabelSelector: sel.String()}
@@ -62,7 +65,8 @@ func newReportCommand() *cobra.Command {
 			return r.WriteText(cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace to report on (default: all namespaces)")
+	kube.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "report on every namespace (default: -n, else the kubeconfig's namespace)")
 	cmd.Flags().StringVar(&selector, "selector", "app.kubernetes.io/name=pingdirectory", "label selector of guarded StatefulSets")
 	cmd.Flags().StringVar(&container, "container", "pingdirectory", "name of the PingDirectory container")
 	cmd.Flags().DurationVar(&since, "since", 7*24*time.Hour, "leave out events older than this (0: all)")

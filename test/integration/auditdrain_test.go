@@ -122,12 +122,3 @@ func TestAuditDrainOnSIGTERM(t *testing.T) {
 		t.Error("the stopped server did not log its drain")
 	}
 }
-
-func mustMarshal(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}

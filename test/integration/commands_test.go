@@ -195,18 +195,30 @@ func TestCheckDecidesLikeTheAPIServer(t *testing.T) {
 			if code != 1 {
 				t.Fatalf("check exit code = %d, want 1 (denied) like the apiserver; stdout %s stderr %s", code, stdout, stderr)
 			}
-			var res struct {
-				Allowed bool     `json:"allowed"`
-				Rules   []string `json:"rules"`
-				Reasons []string `json:"reasons"`
+			var rep struct {
+				Allowed bool `json:"allowed"`
+				Objects []struct {
+					Namespace string `json:"namespace"`
+					Allowed   bool   `json:"allowed"`
+					Findings  []struct {
+						Rule, Severity, Message string
+					} `json:"findings"`
+				} `json:"objects"`
 			}
-			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-				t.Fatalf("check -o json printed no JSON: %v\n%s", err, stdout)
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Objects) != 1 {
+				t.Fatalf("check -o json printed no JSON report of one object: %v\n%s", err, stdout)
 			}
-			if res.Allowed || !slices.Contains(res.Rules, tc.wantRule) || len(res.Reasons) != 1 {
-				t.Fatalf("check = %+v, want denied by %s with one reason", res, tc.wantRule)
+			res := rep.Objects[0]
+			var denials []string
+			for _, f := range res.Findings {
+				if f.Severity == "deny" {
+					denials = append(denials, "["+f.Rule+"] "+f.Message)
+				}
 			}
-			checkReason := "pdguard: " + res.Reasons[0]
+			if rep.Allowed || res.Allowed || res.Namespace != g.ns || len(denials) != 1 || !strings.HasPrefix(denials[0], "["+tc.wantRule+"]") {
+				t.Fatalf("check = %+v, want denied in %s by %s with one reason", res, g.ns, tc.wantRule)
+			}
+			checkReason := "pdguard: " + denials[0]
 			if tc.upTo != "" {
 				apiReason, checkReason = through(apiReason, tc.upTo), through(checkReason, tc.upTo)
 			}

@@ -1,0 +1,213 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/internal/status"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+)
+
+// The shared pdguard keeps its verdict key in the namespace it runs for (no POD_NAMESPACE).
+const verdictKeySecret = "default/pdguard-verdict-key"
+
+// liveCheck is one `check --live` answer.
+type liveCheck struct {
+	Allowed bool `json:"allowed"`
+	Objects []struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+		Operation string `json:"operation"`
+		Allowed   bool   `json:"allowed"`
+		Patch     []struct {
+			Path  string `json:"path"`
+			Value any    `json:"value"`
+		} `json:"patch"`
+		Findings []struct {
+			Rule, Severity, Message string
+		} `json:"findings"`
+	} `json:"objects"`
+	Ignored []struct{ Kind string } `json:"ignored"`
+	Notes   []string                `json:"notes"`
+}
+
+func (c liveCheck) rules() []string {
+	var out []string
+	for _, o := range c.Objects {
+		for _, f := range o.Findings {
+			out = append(out, f.Rule)
+		}
+	}
+	return out
+}
+
+// releaseFile writes what helm template prints for the release: a ConfigMap and the
+// StatefulSet with the tag, partition 0 and no namespace.
+func releaseFile(t *testing.T, tag string) string {
+	t.Helper()
+	sts := chartStatefulSet("")
+	fixture.WithTag(sts, tag)
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: metav1.ObjectMeta{Name: "pd-upgrade-example-pingdirectory-env-vars"}}
+	var b strings.Builder
+	for _, o := range []any{cm, sts} {
+		raw, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("---\n")
+		b.Write(raw)
+	}
+	path := filepath.Join(t.TempDir(), "release.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (g *guarded) checkLive(file string, wantCode int, extra ...string) liveCheck {
+	g.t.Helper()
+	args := append([]string{"check", "--live", "--new", file, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
+		"--soak=" + serveSoak, "--user", adminUser, "--group", overrideGroup, "--verdict-key-secret", verdictKeySecret, "-o", "json"}, extra...)
+	stdout, stderr, code := run(g.t, g.ctx, env.binary, args...)
+	if code != wantCode {
+		g.t.Fatalf("check --live: exit %d, want %d\nstdout: %s\nstderr: %s", code, wantCode, stdout, stderr)
+	}
+	var c liveCheck
+	if err := json.Unmarshal([]byte(stdout), &c); err != nil || len(c.Objects) != 1 {
+		g.t.Fatalf("check --live -o json is not a report of one StatefulSet: %v\n%s", err, stdout)
+	}
+	if o := c.Objects[0]; o.Namespace != g.ns || o.Name != g.name || o.Operation != "UPDATE" {
+		g.t.Fatalf("check --live decided %s %s/%s, want UPDATE %s/%s", o.Operation, o.Namespace, o.Name, g.ns, g.name)
+	}
+	if len(c.Ignored) != 1 || c.Ignored[0].Kind != "ConfigMap" {
+		g.t.Errorf("check --live ignored %+v, want the ConfigMap", c.Ignored)
+	}
+	return c
+}
+
+func (g *guarded) status() status.Status {
+	g.t.Helper()
+	stdout, stderr, code := run(g.t, g.ctx, env.binary, "status", g.name, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
+		"--soak="+serveSoak, "--verdict-key-secret", verdictKeySecret, "-o", "json")
+	if code != 0 {
+		g.t.Fatalf("status: exit %d: %s", code, stderr)
+	}
+	var list struct {
+		Kind  string          `json:"kind"`
+		Items []status.Status `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil || list.Kind != "RolloutStatusList" || len(list.Items) != 1 {
+		g.t.Fatalf("status -o json is not a list of one status: %v\n%s", err, stdout)
+	}
+	return list.Items[0]
+}
+
+// eventuallyStatus waits until status reports what ok accepts: the verdict and the soak
+// arrive in the background.
+func (g *guarded) eventuallyStatus(what string, ok func(status.Status) bool) status.Status {
+	g.t.Helper()
+	var s status.Status
+	g.eventually(what, func() (bool, string) {
+		s = g.status()
+		return ok(s), fmt.Sprintf("%+v", s)
+	})
+	return s
+}
+
+// `check --live` and `status` through the kubeconfig, during an open canary, a blocked
+// promotion and after the finished rollout: check must answer as the apiserver does, and
+// status must say what to run next.
+func TestStatusAndLiveCheck(t *testing.T) {
+	t.Parallel()
+	g := newGuarded(t, "status")
+	newRelease := releaseFile(t, newTag)
+
+	if s := g.status(); s.Phase != status.PhaseStable || s.Next.Kind != status.StepNone || s.CanaryOpen {
+		t.Fatalf("status before the upgrade = %+v, want stable with nothing to do", s)
+	}
+
+	// The tag change: check --live pins the canary as the mutating webhook will.
+	c := g.checkLive(newRelease, 0)
+	if !c.Allowed || !slices.Contains(c.rules(), "canary-partition") || !slices.ContainsFunc(c.Objects[0].Patch, func(p struct {
+		Path  string `json:"path"`
+		Value any    `json:"value"`
+	}) bool {
+		return p.Path == "/spec/updateStrategy/rollingUpdate/partition" && fmt.Sprint(p.Value) == "1"
+	}) {
+		t.Fatalf("check --live of the new tag = %+v, want allowed with the partition pinned to 1", c)
+	}
+	if len(c.Notes) != 0 {
+		t.Errorf("check --live could read the verdict key, yet notes %q", c.Notes)
+	}
+
+	g.openCanary()
+	s := g.status()
+	if s.Phase != status.PhaseCanary || !s.CanaryOpen || s.Partition != 1 || s.StableImage != oldImage || s.UpdateImage != newImage || len(s.Blockers) == 0 || s.Next.Kind != status.StepWait {
+		t.Fatalf("status with the canary open = %+v, want canary from %s to %s, blocked, wait for verdict", s, oldImage, newImage)
+	}
+	if len(s.Pods) != 2 || !s.Pods[1].Canary || s.Pods[0].Canary || s.Pods[1].Revision == s.Pods[0].Revision {
+		t.Errorf("status pods = %+v, want pod 1 the canary on its own revision", s.Pods)
+	}
+
+	// The same helm upgrade again (partition 0) before a verdict: blocked, by check and by
+	// the apiserver alike.
+	c = g.checkLive(newRelease, 1)
+	if c.Allowed || !slices.Contains(c.rules(), "partition-gate") {
+		t.Fatalf("check --live of the promotion before a verdict = %+v, want denied by partition-gate", c)
+	}
+	_, _, err := g.patch(adminConfig(), partitionPatch(0))
+	mustDeny(t, err, "lowering the partition before a verdict")
+	unchecked := g.checkLive(newRelease, 1, "--verdict-key-secret", "default/no-such-secret")
+	if len(unchecked.Notes) != 1 || !strings.Contains(unchecked.Notes[0], "verdicts are trusted unchecked") {
+		t.Errorf("check --live without a readable key notes %q, want that verdicts are trusted unchecked", unchecked.Notes)
+	}
+
+	g.serveLog(1, "success-migration.log")
+	g.waitVerdict(1, "Succeeded", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictSucceeded })
+	s = g.eventuallyStatus("status to say promote", func(s status.Status) bool { return s.Next.Kind == status.StepHelm })
+	if s.Next.Value != status.PartitionValue || s.Next.To != "0" || !strings.Contains(s.Next.Text, status.SameUpgrade) || !strings.Contains(s.Next.Command, "-n "+g.ns) || len(s.Blockers) != 0 {
+		t.Errorf("status with a proven canary = %+v, want the partition value to 0 in the same helm upgrade", s)
+	}
+	c = g.eventuallyCheck(newRelease)
+	if !c.Allowed {
+		t.Fatalf("check --live of the promotion after the verdict = %+v, want allowed", c)
+	}
+
+	g.promote()
+	g.waitImages(newImage, newImage)
+	s = g.eventuallyStatus("status to settle", func(s status.Status) bool { return s.Phase == status.PhaseStable })
+	if s.Next.Kind != status.StepNone || s.CanaryOpen || s.StableImage != newImage {
+		t.Errorf("status after the rollout = %+v, want stable on %s with nothing to do", s, newImage)
+	}
+	if c := g.checkLive(newRelease, 0); !c.Allowed || len(c.Objects[0].Patch) != 0 {
+		t.Errorf("check --live of the finished release = %+v, want allowed with no patch", c)
+	}
+}
+
+// eventuallyCheck waits until check --live allows the release: the soak counts whole
+// seconds of Ready.
+func (g *guarded) eventuallyCheck(file string) liveCheck {
+	g.t.Helper()
+	var c liveCheck
+	g.eventually("check --live to allow the promotion", func() (bool, string) {
+		args := []string{"check", "--live", "--new", file, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
+			"--soak=" + serveSoak, "--user", adminUser, "--group", overrideGroup, "--verdict-key-secret", verdictKeySecret, "-o", "json"}
+		stdout, _, code := run(g.t, g.ctx, env.binary, args...)
+		c = liveCheck{}
+		_ = json.Unmarshal([]byte(stdout), &c)
+		return code == 0, stdout
+	})
+	return c
+}
