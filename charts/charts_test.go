@@ -402,6 +402,11 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			"cert-mode":                 "cert-manager",
 			"cert-manager-certificate":  release + "-serving",
 			"shutdown-timeout":          "15s",
+			"metrics-secure":            "false",
+			"audit-reports":             "true",
+			"audit-report-results":      "100",
+			"audit-queue-size":          "1024",
+			"audit-drain-timeout":       "10s",
 		}
 		for name, value := range want {
 			if got, ok := args[name]; !ok || got != value {
@@ -554,6 +559,7 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			{"", "pods/log", "get"},
 			{"", "events", "create"}, {"", "events", "patch"},
 			{"events.k8s.io", "events", "create"}, {"events.k8s.io", "events", "patch"},
+			{"openreports.io", "reports", "get"}, {"openreports.io", "reports", "create"}, {"openreports.io", "reports", "update"},
 		} {
 			if !allows(cr.Rules, want.group, want.resource, want.verb) {
 				t.Errorf("ClusterRole does not allow %s on %s in group %q", want.verb, want.resource, want.group)
@@ -561,12 +567,14 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 		}
 		for _, rule := range cr.Rules {
 			for _, res := range rule.Resources {
-				if !slices.Contains([]string{"statefulsets", "pods", "pods/log", "events"}, res) {
+				if !slices.Contains([]string{"statefulsets", "pods", "pods/log", "events", "reports"}, res) {
 					t.Errorf("ClusterRole grants access to %s, which pdguard does not use", res)
 				}
 			}
 			deleteAllowed := slices.Equal(rule.Resources, []string{"pods"})
-			if slices.Contains(rule.Verbs, "*") || (slices.Contains(rule.Verbs, "delete") && !deleteAllowed) || slices.Contains(rule.Verbs, "update") {
+			// Reports are the only objects pdguard rewrites whole: results are merged into them.
+			updateAllowed := slices.Equal(rule.Resources, []string{"reports"})
+			if slices.Contains(rule.Verbs, "*") || (slices.Contains(rule.Verbs, "delete") && !deleteAllowed) || (slices.Contains(rule.Verbs, "update") && !updateAllowed) {
 				t.Errorf("ClusterRole grants more than pdguard needs: %s", js(rule))
 			}
 		}
@@ -1186,7 +1194,7 @@ func TestPdguardNotes(t *testing.T) {
 		args []string
 		want []string
 	}{
-		"cert-manager": {nil, []string{
+		"cert-manager": {[]string{"--set", "certManager.enabled=true"}, []string{
 			"kubectl -n " + namespace + " rollout status deployment/" + release,
 			"certificate/" + release + "-serving",
 			"--dry-run=server",
