@@ -123,6 +123,9 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Re
 	}
 	d.Mode, d.Rules, d.Reasons, d.Warnings = res.Mode, res.Rules, res.Reasons, res.Warnings
 	d.Outcome, d.Proof, d.Canary = res.Outcome(), res.Proof, res.Canary
+	for _, f := range res.Decision.Denials {
+		d.Details = append(d.Details, f.Details...)
+	}
 	if !res.Allowed {
 		resp := admission.Denied(denialMessage(res.Reasons))
 		resp.Result.Reason = metav1.StatusReasonForbidden

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,8 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pdguard/pdguard/internal/rollout"
 )
 
 // cacheOptions caches only guarded StatefulSets and their pods, so memory stays flat
@@ -47,6 +50,7 @@ func projectPod(in any) (any, error) {
 			ResourceVersion: pod.ResourceVersion, Generation: pod.Generation,
 			CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp,
 			Labels: pod.Labels, Annotations: pod.Annotations, OwnerReferences: pod.OwnerReferences,
+			ManagedFields: verdictWriters(pod.ManagedFields),
 		},
 		Spec: corev1.PodSpec{
 			NodeName:       pod.Spec.NodeName,
@@ -59,6 +63,22 @@ func projectPod(in any) (any, error) {
 		},
 	}
 	return out, nil
+}
+
+// verdictWriters keeps, of a pod's managedFields, who wrote the replace-profile verdict
+// annotation and when: the evidence controller names the writer of a forged verdict.
+// Every other field ownership is dropped, as are the other fields those entries own.
+func verdictWriters(fields []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	key := `"f:` + rollout.ReplaceProfileAnnotation + `"`
+	var out []metav1.ManagedFieldsEntry
+	for _, mf := range fields {
+		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), key) {
+			continue
+		}
+		mf.FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{` + key + `:{}}}}`)}
+		out = append(out, mf)
+	}
+	return out
 }
 
 func containerNames(cs []corev1.Container) []corev1.Container {

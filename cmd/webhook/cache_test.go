@@ -77,3 +77,24 @@ func withAnnotation(pod *corev1.Pod, key, value string) *corev1.Pod {
 	p.Annotations = map[string]string{key: value}
 	return p
 }
+
+func TestProjectedPodsKeepTheVerdictWriter(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p-1", ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:app":{}}}}`)}},
+		{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:pdguard.io/replace-profile":{},"f:other":{}}}}`)}},
+	}}}
+	out, err := projectPod(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	projected := out.(*corev1.Pod)
+	if got, want := rollout.AnnotationWriter(projected, rollout.ReplaceProfileAnnotation), rollout.AnnotationWriter(pod, rollout.ReplaceProfileAnnotation); got != want {
+		t.Errorf("writer after projection %q, want %q", got, want)
+	}
+	if len(projected.ManagedFields) != 1 {
+		t.Errorf("kept %d managedFields entries, want only the verdict's writer", len(projected.ManagedFields))
+	}
+}

@@ -39,17 +39,18 @@ func TestEventSinkWritesOneEventPerReportedRecord(t *testing.T) {
 		wantReason string
 		wantType   string
 	}{
-		"a denial is a Warning RolloutBlocked":                     {r: Record{Webhook: "validate", Outcome: Denied, Rules: []string{"partition-gate"}, Reasons: []string{"not proven"}}, wantReason: ReasonRolloutBlocked, wantType: "Warning"},
-		"a mutating refusal is a Warning RolloutBlocked":           {r: Record{Webhook: "mutate", Outcome: Denied, Reasons: []string{"OnDelete"}}, wantReason: ReasonRolloutBlocked, wantType: "Warning"},
-		"an admitted override is GuardOverridden":                  {r: Record{Webhook: "validate", Outcome: Warned, Rules: []string{"bundled-config-and-version", "override"}}, wantReason: ReasonOverride, wantType: "Warning"},
-		"warnings alone are RolloutWarned":                         {r: Record{Webhook: "validate", Outcome: Warned, Rules: []string{"unreadable-version"}}, wantReason: ReasonRolloutWarned, wantType: "Warning"},
-		"an admitted request that opens a canary is CanaryStarted": {r: Record{Webhook: "validate", Outcome: Allowed, Canary: &rollout.CanaryRecord{FromImage: "pd:9.0.0.1-latest", ToImage: "pd:9.1.0.0-latest", Partition: 1}}, wantReason: ReasonCanaryStarted, wantType: "Normal"},
-		"an admitted promotion names the verdicts it rests on":     {r: Record{Webhook: "validate", Outcome: Allowed, Proof: []rollout.Proof{{Pod: "pd-1", ContainerID: "containerd://c1", Revision: "pd-7c8d"}}}, wantReason: ReasonPromoted, wantType: "Normal"},
-		"a canary still coming up is a Normal verdict":             {r: Record{Kind: KindVerdict, Verdict: rollout.VerdictInProgress, Message: "pod pd-1: replace-profile InProgress"}, wantReason: ReasonVerdict, wantType: "Normal"},
-		"a failed canary is a Warning verdict":                     {r: Record{Kind: KindVerdict, Verdict: rollout.VerdictFailed, Message: "pod pd-1: replace-profile Failed"}, wantReason: ReasonVerdict, wantType: "Warning"},
-		"the mutating webhook's patch alone writes no event":       {r: Record{Webhook: "mutate", Outcome: Patched, Rules: []string{"canary-partition"}}},
-		"a dry-run denial writes no event":                         {r: Record{Webhook: "validate", Outcome: Denied, DryRun: true}},
-		"an allowed request with nothing to say writes no event":   {r: Record{Webhook: "validate", Outcome: Allowed}},
+		"a denial is a Warning RolloutBlocked":                          {r: Record{Webhook: "validate", Outcome: Denied, Rules: []string{"partition-gate"}, Reasons: []string{"not proven"}}, wantReason: ReasonRolloutBlocked, wantType: "Warning"},
+		"a mutating refusal is a Warning RolloutBlocked":                {r: Record{Webhook: "mutate", Outcome: Denied, Reasons: []string{"OnDelete"}}, wantReason: ReasonRolloutBlocked, wantType: "Warning"},
+		"an admitted override is GuardOverridden":                       {r: Record{Webhook: "validate", Outcome: Warned, Rules: []string{"bundled-config-and-version", "override"}}, wantReason: ReasonOverride, wantType: "Warning"},
+		"warnings alone are RolloutWarned":                              {r: Record{Webhook: "validate", Outcome: Warned, Rules: []string{"unreadable-version"}}, wantReason: ReasonRolloutWarned, wantType: "Warning"},
+		"an admitted request that opens a canary is CanaryStarted":      {r: Record{Webhook: "validate", Outcome: Allowed, Canary: &rollout.CanaryRecord{FromImage: "pd:9.0.0.1-latest", ToImage: "pd:9.1.0.0-latest", Partition: 1}}, wantReason: ReasonCanaryStarted, wantType: "Normal"},
+		"an admitted promotion names the verdicts it rests on":          {r: Record{Webhook: "validate", Outcome: Allowed, Proof: []rollout.Proof{{Pod: "pd-1", ContainerID: "containerd://c1", Revision: "pd-7c8d"}}}, wantReason: ReasonPromoted, wantType: "Normal"},
+		"warn mode opening a canary with a would-deny is RolloutWarned": {r: Record{Webhook: "validate", Outcome: Warned, Mode: "warn", Rules: []string{"bundled-config-and-version"}, Canary: &rollout.CanaryRecord{FromImage: "pd:9.0.0.1-latest", ToImage: "pd:9.1.0.0-latest", Partition: 1}}, wantReason: ReasonRolloutWarned, wantType: "Warning"},
+		"a canary still coming up is a Normal verdict":                  {r: Record{Kind: KindVerdict, Verdict: rollout.VerdictInProgress, Message: "pod pd-1: replace-profile InProgress"}, wantReason: ReasonVerdict, wantType: "Normal"},
+		"a failed canary is a Warning verdict":                          {r: Record{Kind: KindVerdict, Verdict: rollout.VerdictFailed, Message: "pod pd-1: replace-profile Failed"}, wantReason: ReasonVerdict, wantType: "Warning"},
+		"the mutating webhook's patch alone writes no event":            {r: Record{Webhook: "mutate", Outcome: Patched, Rules: []string{"canary-partition"}}},
+		"a dry-run denial writes no event":                              {r: Record{Webhook: "validate", Outcome: Denied, DryRun: true}},
+		"an allowed request with nothing to say writes no event":        {r: Record{Webhook: "validate", Outcome: Allowed}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

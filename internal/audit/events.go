@@ -34,6 +34,10 @@ func EventFor(r *Record) (Event, bool) {
 			return e, false
 		}
 		switch {
+		case r.Outcome == Warned && r.Mode == "warn":
+			// Warn mode still opens the canary; what enforce mode would have refused is
+			// what a person needs to read.
+			e = Event{corev1.EventTypeWarning, ReasonRolloutWarned, "Warn", ""}
 		case r.Canary != nil:
 			e = Event{corev1.EventTypeNormal, ReasonCanaryStarted, "Open", ""}
 		case r.Outcome == Denied:

@@ -214,6 +214,9 @@ func (s LogSink) Write(_ context.Context, records []Record) error {
 		if len(r.Reasons) > 0 {
 			kv = append(kv, "reason", strings.Join(r.Reasons, " | "))
 		}
+		if len(r.Details) > 0 {
+			kv = append(kv, "details", r.Details)
+		}
 		if len(r.Warnings) > 0 {
 			kv = append(kv, "warnings", r.Warnings)
 		}

@@ -49,8 +49,11 @@ type Record struct {
 	Mode           string
 	Outcome        string
 	// Message is what happened in one text: the denial, the warnings, the verdict's reason.
-	Message  string
-	Reasons  []string
+	Message string
+	Reasons []string
+	// Details is what a denial keeps out of its short message: the commands to run and
+	// the revisions involved. It is logged and kept in the Report, not sent to the client.
+	Details  []string
 	Warnings []string
 	// DryRun marks a request sent with dryRun (kubectl --dry-run=server): logged only.
 	DryRun  bool

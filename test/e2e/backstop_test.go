@@ -155,7 +155,7 @@ func TestMutatingWebhookUnreachable(t *testing.T) {
 				return
 			}
 			d := f.denied(res)
-			mustContain(t, "downgrade denial", d, "cannot be downgraded in place")
+			mustContain(t, "downgrade denial", d, "cannot be done in place")
 			f.nothingRolled(generation, pods)
 		})
 	})

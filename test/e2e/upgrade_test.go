@@ -113,7 +113,7 @@ func TestVendorUpgrade(t *testing.T) {
 		// Going back now would run 9.0.0.1 on data replace-profile migrated to 9.1.0.0.
 		generation = f.sts().Generation
 		denial = f.mustDeny("image.tag=" + scenario.OldTag)
-		mustContain(t, "downgrade denial", denial, "to the lower version 9.0.0.1", "cannot be downgraded in place")
+		mustContain(t, "downgrade denial", denial, "to the lower version 9.0.0.1", "cannot be done in place")
 		f.nothingRolled(generation, pods)
 
 		report := env.Report(f.ctx, "-n", ns)

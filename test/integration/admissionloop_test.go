@@ -81,6 +81,9 @@ func loopAdmissions(ctx context.Context, live *appsv1.StatefulSet, stop <-chan s
 			default:
 			}
 			req := live.DeepCopy()
+			// Unconditional: the StatefulSet controller's status writes move the stored
+			// resourceVersion, and a conflict is not an admission answer.
+			req.ResourceVersion = ""
 			tag := i%2 == 0
 			if tag {
 				fixture.WithTag(req, newTag)

@@ -30,7 +30,7 @@ func TestMissingCanaryBackstop(t *testing.T) {
 	if n := failOpenCount(g.ctx); n <= failedOpen {
 		t.Errorf("apiserver fail-open count for %s went %v -> %v: the mutating webhook was not tried and skipped", unreachableHook, failedOpen, n)
 	}
-	if m := missing(msg, "without a canary partition", "it must be at least 1", `"partition":1`); m != "" {
+	if m := missing(msg, "without a canary partition", "at least 1 needed", "pingdirectory.workload.statefulSet.partition=1"); m != "" {
 		t.Errorf("denial does not mention %q: %s", m, msg)
 	}
 	d := g.waitDecision(env.guard, "the denial", func(d decision) bool { return d.Webhook == "validate" && d.Decision == "denied" })
@@ -43,9 +43,10 @@ func TestMissingCanaryBackstop(t *testing.T) {
 
 	// Follow the advice to the letter: the patch the message prints, as kubectl patch
 	// sends it (strategic merge), must be admitted and start a canary of pod 1 only.
-	m := regexp.MustCompile(`-p '(\{.*?\})'`).FindStringSubmatch(msg)
+	// The short message names the chart value; the kubectl patch is in the record's details.
+	m := regexp.MustCompile(`-p '(\{.*?\})'`).FindStringSubmatch(strings.Join(d.Details, "\n"))
 	if m == nil {
-		t.Fatalf("the denial prints no kubectl patch -p '...': %s", msg)
+		t.Fatalf("the denial's details print no kubectl patch -p '...': %q", d.Details)
 	}
 	stored, _, err := g.patchAs(adminConfig(), types.StrategicMergePatchType, m[1])
 	if err != nil {

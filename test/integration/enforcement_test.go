@@ -59,9 +59,13 @@ func TestEnforcementAnnotation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("bundled change refused: %v", err)
 			}
-			// No mode but enforce may change the object.
-			if p := partitionOf(stored); p != 0 {
-				t.Errorf("stored partition = %d, want the request's 0", p)
+			// Warn mode pins the canary as enforce mode does; dryrun changes nothing.
+			wantPartition := int32(0)
+			if tc.wantWarning {
+				wantPartition = 1
+			}
+			if p := partitionOf(stored); p != wantPartition {
+				t.Errorf("stored partition = %d, want %d", p, wantPartition)
 			}
 			d := g.waitDecision(srv, "the validation", func(d decision) bool { return d.Webhook == "validate" && d.Operation == "UPDATE" })
 			t.Logf("%s logged: decision %s, mode %s, rules %q", srvName(srv), d.Decision, d.Mode, d.Rules)

@@ -501,6 +501,7 @@ type decision struct {
 	Mode      string   `json:"mode"`
 	Rules     []string `json:"rules"`
 	Reason    string   `json:"reason"`
+	Details   []string `json:"details"`
 	Warnings  []string `json:"warnings"`
 	Latency   string   `json:"latency"`
 	DryRun    bool     `json:"dryRun"`

@@ -93,7 +93,7 @@ func TestBundledChangeIsDenied(t *testing.T) {
 	_, _, err := g.change(adminConfig(), bundle)
 	msg := mustDeny(t, err, "a tag change bundled with an env change")
 	t.Logf("apiserver said: %s", msg)
-	if m := missing(msg, envPath, oldImage, newImage, "Split", "pingdirectory.image.tag="+oldTag); m != "" {
+	if m := missing(msg, envPath, oldTag, newTag, "a version change goes alone", "pingdirectory.image.tag at "+oldTag); m != "" {
 		t.Errorf("denial does not mention %q: %s", m, msg)
 	}
 	// README: every rule id is used in responses, so a user can find the rule, its

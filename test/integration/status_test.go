@@ -21,7 +21,8 @@ import (
 )
 
 // The shared pdguard keeps its verdict key in the namespace it runs for (no POD_NAMESPACE).
-const verdictKeySecret = "default/pdguard-verdict-key"
+// verdictKeySecret is the key Secret of the shared pdguard, in the namespace it runs in.
+func verdictKeySecret() string { return env.guard.Identity.Namespace + "/pdguard-verdict-key" }
 
 // liveCheck is one `check --live` answer.
 type liveCheck struct {
@@ -79,7 +80,7 @@ func releaseFile(t *testing.T, tag string) string {
 func (g *guarded) checkLive(file string, wantCode int, extra ...string) liveCheck {
 	g.t.Helper()
 	args := append([]string{"check", "--live", "--new", file, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
-		"--soak=" + serveSoak, "--user", adminUser, "--group", overrideGroup, "--verdict-key-secret", verdictKeySecret, "-o", "json"}, extra...)
+		"--soak=" + serveSoak, "--user", adminUser, "--group", overrideGroup, "--verdict-key-secret", verdictKeySecret(), "-o", "json"}, extra...)
 	stdout, stderr, code := run(g.t, g.ctx, env.binary, args...)
 	if code != wantCode {
 		g.t.Fatalf("check --live: exit %d, want %d\nstdout: %s\nstderr: %s", code, wantCode, stdout, stderr)
@@ -100,7 +101,7 @@ func (g *guarded) checkLive(file string, wantCode int, extra ...string) liveChec
 func (g *guarded) status() status.Status {
 	g.t.Helper()
 	stdout, stderr, code := run(g.t, g.ctx, env.binary, "status", g.name, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
-		"--soak="+serveSoak, "--verdict-key-secret", verdictKeySecret, "-o", "json")
+		"--soak="+serveSoak, "--verdict-key-secret", verdictKeySecret(), "-o", "json")
 	if code != 0 {
 		g.t.Fatalf("status: exit %d: %s", code, stderr)
 	}
@@ -203,7 +204,7 @@ func (g *guarded) eventuallyCheck(file string) liveCheck {
 	var c liveCheck
 	g.eventually("check --live to allow the promotion", func() (bool, string) {
 		args := []string{"check", "--live", "--new", file, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
-			"--soak=" + serveSoak, "--user", adminUser, "--group", overrideGroup, "--verdict-key-secret", verdictKeySecret, "-o", "json"}
+			"--soak=" + serveSoak, "--user", adminUser, "--group", overrideGroup, "--verdict-key-secret", verdictKeySecret(), "-o", "json"}
 		stdout, _, code := run(g.t, g.ctx, env.binary, args...)
 		c = liveCheck{}
 		_ = json.Unmarshal([]byte(stdout), &c)

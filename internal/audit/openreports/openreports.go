@@ -226,6 +226,7 @@ func Result(r *audit.Record) reportsv1alpha1.ReportResult {
 	set("uid", string(r.UID))
 	set("pod", r.Pod)
 	set("verdict", r.Verdict)
+	set("details", strings.Join(r.Details, "\n"))
 	if r.Overridden() {
 		props["override"] = "true"
 	}
