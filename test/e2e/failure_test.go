@@ -64,6 +64,30 @@ func TestMaskedFailure(t *testing.T) {
 		// below it are not restarted; the next upgrade sends 0 again and, with no canary
 		// open, it is simply applied.
 		t.Logf("partition after the revert: %d", partitionOf(sts))
+
+		// A different denial of the same StatefulSet is an Event of its own, with its own
+		// note; the same denial twice (above) is one.
+		f.mustDeny("image.tag="+scenario.NewTag, "env.MAX_HEAP_SIZE=4g")
+		f.waitEvent("RolloutBlocked", "[bundled-config-and-version]")
+		events, err := f.rel.Events(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gate, bundle int
+		for _, e := range events {
+			if e.Reason != "RolloutBlocked" || e.Type != "Warning" {
+				continue
+			}
+			switch {
+			case strings.Contains(e.Note, "[partition-gate]"):
+				gate++
+			case strings.Contains(e.Note, "[bundled-config-and-version]"):
+				bundle++
+			}
+		}
+		if gate != 1 || bundle != 1 {
+			t.Errorf("RolloutBlocked Events: %d for the partition-gate denial sent twice and %d for the bundled one, want 1 and 1", gate, bundle)
+		}
 	})
 }
 
