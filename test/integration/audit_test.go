@@ -166,7 +166,8 @@ func TestAuditReportResults(t *testing.T) {
 		if gate[0].Description == gate[1].Description {
 			t.Errorf("the InProgress and the Failed denials have one message: %s", gate[0].Description)
 		}
-		if len(matching(rep.Results, "pass", "canary-partition", newImage)) != 1 {
+		// At least one: a tag change retried after a storage conflict passes admission twice.
+		if len(matching(rep.Results, "pass", "canary-partition", newImage)) == 0 {
 			t.Errorf("no canary-partition result for the opened canary:%s", describeResults(rep.Results))
 		}
 		verdict := matching(rep.Results, "fail", "replace-profile", "Failed")[0]
