@@ -2,8 +2,6 @@ package webhook
 
 import (
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,10 +9,9 @@ import (
 
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/golden"
 	"github.com/pdguard/pdguard/policy"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden denial texts in testdata/denials")
 
 // maxDenial is how long a denial may be: helm prints it on one line, helm 4 twice, so the
 // detail a reader needs only to dig deeper goes to the finding's details instead.
@@ -143,25 +140,8 @@ func TestDenialTexts(t *testing.T) {
 			if len(d.Details) > 0 {
 				got += "\n"
 			}
-			golden(t, filepath.Join("testdata", "denials", name+".txt"), got)
+			golden.Check(t, filepath.Join("testdata", "denials", name+".txt"), got)
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -run TestDenialTexts ./webhook/ -update writes it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (-update rewrites it):\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 

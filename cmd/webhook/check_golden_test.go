@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +13,8 @@ import (
 
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // goldenNow is the clock of the golden tests: an hour after the fixture pods turned Ready.
 var goldenNow = fixture.ReadyAt.Add(time.Hour)
@@ -157,7 +155,7 @@ func TestCheckGolden(t *testing.T) {
 				if code != tc.code {
 					t.Fatalf("exit code = %d, want %d\nstdout: %s\nmessage: %s", code, tc.code, out, msg)
 				}
-				golden(t, filepath.Join(checkGolden, tc.name+"."+goldenExt(format)), strings.ReplaceAll(out, dir, "$TMP"))
+				golden.Check(t, filepath.Join(checkGolden, tc.name+"."+goldenExt(format)), strings.ReplaceAll(out, dir, "$TMP"))
 			})
 		}
 	}
@@ -173,21 +171,4 @@ func goldenExt(format string) string {
 		return "txt.golden"
 	}
 	return format + ".golden"
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/webhook -run %s -update to write it)", err, t.Name())
-	}
-	if string(want) != got {
-		t.Errorf("output differs from %s (-update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/status"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/golden"
 )
 
 // TestStatusGolden prints an open canary with an InProgress verdict and a settled set in
@@ -33,7 +34,7 @@ func TestStatusGolden(t *testing.T) {
 			if err := printStatus(&out, format, sets, "verdicts are trusted unchecked: example", true); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata/status", "canary."+format+".golden"), out.String())
+			golden.Check(t, filepath.Join("testdata/status", "canary."+format+".golden"), out.String())
 		})
 	}
 }

@@ -20,10 +20,10 @@ import (
 	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/audit/openreports"
 	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/internal/testenv/golden"
 )
 
 var (
-	update      = flag.Bool("update", false, "rewrite the golden files of webhook audit")
 	recordState = flag.Bool("record-state", false, "rewrite testdata/audit/state.json from the records below")
 )
 
@@ -126,19 +126,8 @@ func TestAuditGoldenOutput(t *testing.T) {
 			if err := a.Write(&b, format); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "audit", "audit."+ext[format])
-			if *update {
-				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("webhook audit -o %s differs from %s (go test ./internal/report -update rewrites it):\n%s", format, golden, b.String())
-			}
+			goldenPath := filepath.Join("testdata", "audit", "audit."+ext[format])
+			golden.Check(t, goldenPath, b.String())
 		})
 	}
 }
