@@ -68,6 +68,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 }
 
 func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Record) admission.Response {
+	if req.UID == "" {
+		// The API server gives every request a uid; a review without one is not from it
+		// and carries nothing to decide on, so it is refused rather than allowed.
+		err := errors.New("not an AdmissionReview from the API server: request.uid is empty")
+		d.Outcome, d.Err = audit.Errored, err
+		return admission.Errored(http.StatusBadRequest, err)
+	}
 	if req.Kind != statefulSetKind {
 		d.Outcome = audit.Skipped
 		return admission.Allowed("pdguard only guards apps/v1 StatefulSets")
