@@ -148,7 +148,7 @@ func TestCheckDecidesLikeTheAPIServer(t *testing.T) {
 			canary:   true,
 			edit:     func(s *appsv1.StatefulSet) { zero := int32(0); s.Spec.UpdateStrategy.RollingUpdate.Partition = &zero },
 			wantRule: "partition-gate",
-			upTo:     "not proven yet.",
+			upTo:     "the canary is not proven.",
 		},
 	}
 	for _, tc := range tests {
