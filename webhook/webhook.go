@@ -88,11 +88,12 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Re
 		d.Outcome, d.Err = audit.Errored, err
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	d.FromObjects(gr.Old, gr.New, h.Container)
 	if !h.Selector.Matches(labels.Set(gr.New.Labels)) {
 		d.Outcome = audit.Skipped
 		return admission.Allowed("not guarded: labels do not match pdguard's selector")
 	}
+	// Only guarded objects are recorded, so only they pay for the record's image facts.
+	d.FromObjects(gr.Old, gr.New, h.Container)
 	if gr.Old != nil && rollout.CanaryOpen(gr.Old) && h.Pods != nil {
 		pods, err := h.Pods.PodsFor(ctx, gr.Old)
 		if err != nil {

@@ -91,7 +91,7 @@ func (r *Record) FromObjects(old, cur *appsv1.StatefulSet, container string) {
 	if old != nil {
 		r.UID = old.UID
 		r.Basis = old.ResourceVersion
-		r.UpdateRevision = old.Status.UpdateRevision
+		r.UpdateRevision = rollout.PublishedUpdateRevision(old)
 		r.FromImage, _ = rollout.ContainerImage(&old.Spec.Template.Spec, container)
 		r.FromVersion = rollout.VersionOf(r.FromImage)
 	}
