@@ -225,25 +225,30 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 
 	to := rollout.VersionOf(p.Image)
 	var scan *logscan.Result
+	var readErr error
 	podState := PodState{Container: p.Container, Ready: p.Ready}
 	if needsLog(podState) {
-		rc, err := r.Logs.ReadLog(ctx, pod.Namespace, pod.Name, r.Opts.Container, r.Opts.LogLimitBytes)
-		if err != nil {
-			return rollout.Verdict{}, fmt.Errorf("reading log of %s/%s: %w", pod.Namespace, pod.Name, err)
-		}
 		want := logscan.Expect{From: from, To: to}
 		if to == "" {
 			// The canary's tag names no version (latest, edge): any migration will do.
 			want.From = ""
 		}
-		res, err := logscan.Scan(rc, want)
-		rc.Close()
-		if err != nil {
-			return rollout.Verdict{}, fmt.Errorf("scanning log of %s/%s: %w", pod.Namespace, pod.Name, err)
+		res, err := r.scanLog(ctx, pod, want)
+		switch {
+		case err == nil:
+			scan = &res
+		case ctx.Err() != nil:
+			return rollout.Verdict{}, err
+		default:
+			// The pod says why it is not proven, where status and the gate show it.
+			logr.FromContextOrDiscard(ctx).Error(err, "reading canary log", "namespace", pod.Namespace, "name", sts.Name, "pod", pod.Name)
+			readErr = err
 		}
-		scan = &res
 	}
 	verdict, reason := Judge(podState, scan)
+	if readErr != nil {
+		verdict, reason = Unreadable(readErr)
+	}
 	v := rollout.Verdict{
 		Verdict: verdict, Revision: state.UpdateRevision, ContainerID: p.Container.ID,
 		From: from, To: to, ObservedAt: r.Now().UTC().Truncate(time.Second), Reason: reason,
@@ -292,6 +297,16 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 		}
 	}
 	return v, nil
+}
+
+// scanLog reads the pod's log and judges it; an error means the log could not be read.
+func (r *Reconciler) scanLog(ctx context.Context, pod *corev1.Pod, want logscan.Expect) (logscan.Result, error) {
+	rc, err := r.Logs.ReadLog(ctx, pod.Namespace, pod.Name, r.Opts.Container, r.Opts.LogLimitBytes)
+	if err != nil {
+		return logscan.Result{}, err
+	}
+	defer rc.Close()
+	return logscan.Scan(rc, want)
 }
 
 // reportForgery says who wrote a verdict pdguard did not issue. The pod's managedFields

@@ -281,3 +281,40 @@ func TestAForgedVerdictIsReplacedAndReported(t *testing.T) {
 		t.Errorf("events = %s, want a ForgedVerdict warning naming the writer and why", notes)
 	}
 }
+
+// A canary whose log cannot be read gets a verdict that says so, is read again later,
+// and becomes Succeeded once its log can be read.
+func TestReconcileUnreadableLog(t *testing.T) {
+	sts, objs := canarySet(false)
+	r, c, _ := newReconciler(t, objs, fileLogs{}, false)
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}
+	verdict := func() *rollout.Verdict {
+		t.Helper()
+		var pod corev1.Pod
+		if err := c.Get(context.Background(), types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}, &pod); err != nil {
+			t.Fatal(err)
+		}
+		v, err := rollout.ReadVerdict(&pod)
+		if err != nil || v == nil {
+			t.Fatalf("no verdict on the canary pod: %v", err)
+		}
+		return v
+	}
+	res, err := r.Reconcile(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter == 0 {
+		t.Error("a canary whose log could not be read is not read again")
+	}
+	if v := verdict(); v.Verdict != rollout.VerdictInProgress || !strings.Contains(v.Reason, "could not be read") || !strings.Contains(v.Reason, "no log for") {
+		t.Errorf("verdict = %+v, want InProgress saying the log could not be read and why", v)
+	}
+	r.Logs = fileLogs{"pd-upgrade-example-pingdirectory-1": "success-migration.log"}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdict(); v.Verdict != rollout.VerdictSucceeded {
+		t.Errorf("verdict once the log can be read = %+v, want Succeeded", v)
+	}
+}

@@ -7,6 +7,7 @@ package evidence
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pdguard/pdguard/internal/evidence/logscan"
 	"github.com/pdguard/pdguard/internal/rollout"
@@ -71,6 +72,13 @@ func Judge(p PodState, scan *logscan.Result) (verdict, reason string) {
 	case rollout.VerdictFailed, rollout.VerdictNotUpgraded, rollout.VerdictInProgress:
 		return string(scan.Verdict), scan.Reason
 	default:
+		if scan.StartMissing {
+			if p.Ready {
+				return rollout.VerdictUnknown, scan.Reason
+			}
+			// Not final yet: a pod that is not Ready may still be starting.
+			return rollout.VerdictInProgress, scan.Reason
+		}
 		if p.Ready {
 			// Ready with no replace-profile in the log: the pod started without migrating
 			// (a first start, or a log that was cut). That is not proof.
@@ -78,6 +86,24 @@ func Judge(p PodState, scan *logscan.Result) (verdict, reason string) {
 		}
 		return rollout.VerdictInProgress, "no replace-profile output yet"
 	}
+}
+
+// maxLogErrorBytes bounds the read error quoted in a verdict, which lives in an annotation.
+const maxLogErrorBytes = 300
+
+// Unreadable is the verdict of a pod whose log could not be read (the node's log
+// endpoint is down or answers with an error, the log file is gone): not proven, and not
+// final, so the log is read again at the next recheck.
+func Unreadable(err error) (verdict, reason string) {
+	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
+	if len(msg) > maxLogErrorBytes {
+		n := maxLogErrorBytes
+		for n > 0 && msg[n]&0xC0 == 0x80 {
+			n--
+		}
+		msg = msg[:n] + "…"
+	}
+	return rollout.VerdictInProgress, fmt.Sprintf("the container's log could not be read, so replace-profile is not proven: %s; pdguard reads it again every --evidence-recheck; check that kubectl logs works for the pod (the node's kubelet serves logs)", msg)
 }
 
 // Final reports whether a verdict will not change for the same container, so its log

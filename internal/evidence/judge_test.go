@@ -1,8 +1,10 @@
 package evidence
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/pdguard/pdguard/internal/evidence/logscan"
 	"github.com/pdguard/pdguard/internal/rollout"
@@ -55,6 +57,14 @@ func TestJudge(t *testing.T) {
 			state: PodState{Container: running, Ready: true}, scan: &logscan.Result{Verdict: logscan.Unknown, Reason: "no replace-profile run in the log"},
 			wantVerdict: rollout.VerdictUnknown, wantReason: "no replace-profile",
 		},
+		"a Ready pod whose log lost its first lines is not proof, and says why": {
+			state: PodState{Container: running, Ready: true}, scan: &logscan.Result{Verdict: logscan.Unknown, StartMissing: true, Reason: "pdguard cannot see the start of the attempt"},
+			wantVerdict: rollout.VerdictUnknown, wantReason: "cannot see the start",
+		},
+		"a pod not Ready yet whose log lost its first lines is read again": {
+			state: PodState{Container: running}, scan: &logscan.Result{Verdict: logscan.Unknown, StartMissing: true, Reason: "pdguard cannot see the start of the attempt"},
+			wantVerdict: rollout.VerdictInProgress, wantReason: "cannot see the start",
+		},
 		"a pod whose profile had no changes when a version change was expected was not upgraded": {
 			state: PodState{Container: running, Ready: true}, scan: &logscan.Result{Verdict: logscan.NotUpgraded, Reason: "there are no changes"},
 			wantVerdict: rollout.VerdictNotUpgraded,
@@ -81,5 +91,21 @@ func TestFinal(t *testing.T) {
 		if Final(v) != want {
 			t.Errorf("Final(%s) = %v, want %v", v, !want, want)
 		}
+	}
+}
+
+func TestUnreadable(t *testing.T) {
+	verdict, reason := Unreadable(errors.New("the server rejected our request (get pods/log pd-1): open /logs/pd-1.log: no such file or directory"))
+	if verdict != rollout.VerdictInProgress || Final(verdict) {
+		t.Errorf("verdict %s, want InProgress, which is read again", verdict)
+	}
+	for _, want := range []string{"could not be read", "not proven", "no such file or directory", "--evidence-recheck"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("reason %q lacks %q", reason, want)
+		}
+	}
+	_, long := Unreadable(errors.New(strings.Repeat("é", 1000)))
+	if len(long) > maxLogErrorBytes+400 || !utf8.ValidString(long) {
+		t.Errorf("a long read error gives a %d-byte reason (valid UTF-8: %v)", len(long), utf8.ValidString(long))
 	}
 }

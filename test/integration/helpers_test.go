@@ -135,7 +135,7 @@ type guarded struct {
 }
 
 // newGuarded creates the chart's StatefulSet, edited by edits, in a fresh namespace and
-// waits for both pods to run Ready.
+// waits for every pod to run Ready.
 func newGuarded(t *testing.T, prefix string, edits ...func(*appsv1.StatefulSet)) *guarded {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), testTime)
@@ -164,8 +164,8 @@ func newGuarded(t *testing.T, prefix string, edits ...func(*appsv1.StatefulSet))
 	if _, err := env.admin.AppsV1().StatefulSets(g.ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating StatefulSet: %v", err)
 	}
-	g.waitImages(oldImage, oldImage)
-	t.Logf("namespace %s: both pods Running and Ready %s after create", g.ns, time.Since(began).Round(time.Millisecond))
+	g.waitImages(slices.Repeat([]string{oldImage}, int(rollout.Replicas(sts)))...)
+	t.Logf("namespace %s: every pod Running and Ready %s after create", g.ns, time.Since(began).Round(time.Millisecond))
 	return g
 }
 

@@ -73,6 +73,10 @@ type Result struct {
 	Evidence []string
 	// Reason is one sentence saying what happened and what to do next.
 	Reason string
+	// StartMissing: the log does not begin where the deciding attempt began (its first
+	// lines were rotated away or cut), so whatever the attempt printed there cannot be
+	// ruled out and the log proves nothing. Verdict is then Unknown.
+	StartMissing bool
 }
 
 const (
@@ -222,6 +226,9 @@ const (
 // attempt that touched replace-profile decides, because the startup probe may
 // kill a slow migration and the next start runs it again.
 type attempt struct {
+	// begun: the log shows where this attempt began, a RUN_PLAN banner or "Restarting
+	// container" (for the first attempt, also any hook start as the log's first line).
+	begun       bool
 	planRestart bool
 	planStart   bool
 	planReplace bool
@@ -351,6 +358,8 @@ type scanState struct {
 	seq      int
 	nonBlank int
 	cur      *attempt
+	// opened: the log's first line has been seen.
+	opened bool
 	// last is the most recent finished attempt that was relevant, kept for
 	// when the log ends with a start that never got to replace-profile.
 	last *attempt
@@ -382,6 +391,11 @@ func (s *scanState) piece(b []byte) {
 		return
 	}
 	a := s.cur
+	if !s.opened {
+		// Only the log's first line can show that the log begins with the container.
+		s.opened = true
+		a.begun = opensContainer(body)
+	}
 
 	outcome := stepOutcome(body)
 	if isFailure(body, outcome) {
@@ -435,6 +449,7 @@ func (s *scanState) piece(b []byte) {
 		if a.progressed() {
 			a = s.next()
 		}
+		a.begun = true
 		switch strings.TrimSpace(strings.TrimPrefix(plan, "RUN_PLAN:")) {
 		case "RESTART":
 			a.planRestart = true
@@ -450,6 +465,7 @@ func (s *scanState) piece(b []byte) {
 			a = s.next()
 		}
 		a.restarting = true
+		a.begun = true
 		a.mark(msRestarting, s.seq, text)
 	case strings.HasPrefix(body, "Merging changes from new server profile") ||
 		strings.HasPrefix(body, "Forcing replace-profile"):
@@ -483,7 +499,34 @@ func (s *scanState) result(exp expectation) Result {
 	}
 	r := Result{From: a.versionFrom, To: a.versionTo, Evidence: a.evidenceLines()}
 	r.Verdict, r.Reason = s.judge(a, exp)
+	if startMissing(s, a, r.Verdict) {
+		r.Verdict, r.Reason, r.StartMissing = Unknown, startMissingReason(a), true
+	}
 	return r
+}
+
+// startMissing: a log whose first lines are gone cannot prove a migration, nor show
+// that none was attempted: an error printed there would be lost. A failure still
+// visible stands, and an unfinished attempt is not proof anyway.
+func startMissing(s *scanState, a *attempt, v Verdict) bool {
+	if s.nonBlank == 0 || a.begun {
+		return false
+	}
+	return v == Succeeded || v == NotUpgraded || !a.relevant()
+}
+
+func startMissingReason(a *attempt) string {
+	if !a.relevant() {
+		return "The log has no manage-profile replace-profile output and does not begin at the container's start (no RUN_PLAN or hook line first), so pdguard cannot see the start of the attempt: its first lines were rotated away or cut (--tail, a size limit), or it is not the PingDirectory container's log. Check /opt/out/instance/logs/tools/manage-profile.log in the canary pod; if it proves the migration, promote with pdguard.io/override-reason."
+	}
+	return "The log does not begin where the last replace-profile attempt began (no RUN_PLAN or \"Restarting container\" line before its output), so pdguard cannot see the start of the attempt and errors printed there cannot be ruled out: its first lines were rotated away or cut (--tail, a size limit). Check /opt/out/instance/logs/tools/manage-profile.log in the canary pod; if it proves the migration, promote with pdguard.io/override-reason."
+}
+
+// opensContainer reports whether a log's first line is one a container start prints
+// first: a hook starting, the run plan, or the restart banner.
+func opensContainer(body string) bool {
+	plan := strings.TrimLeft(body, "# \t")
+	return strings.Contains(body, "Starting hook:") || strings.HasPrefix(plan, "RUN_PLAN:") || strings.HasPrefix(body, "Restarting container")
 }
 
 func (s *scanState) judge(a *attempt, exp expectation) (Verdict, string) {

@@ -666,3 +666,66 @@ func ExampleScanString() {
 	// Starting server in foreground: (/opt/out/instance/bin/start-server --nodetach)
 	// Setting Server to Available
 }
+
+// A log whose first lines were rotated away or cut proves nothing, even when what is
+// left reads like a finished migration; a failure still visible stands.
+func TestScanLogWithoutItsStart(t *testing.T) {
+	lines := strings.SplitAfter(readFixture(t, "success-migration.log"), "\n")
+	at := func(marker string) int {
+		for i, l := range lines {
+			if strings.Contains(l, marker) {
+				return i
+			}
+		}
+		t.Fatalf("no line %q in the fixture", marker)
+		return 0
+	}
+	from := func(i int) string { return strings.Join(lines[i:], "") }
+	tests := map[string]struct {
+		log          string
+		verdict      Verdict
+		startMissing bool
+		reason       string
+	}{
+		"the whole log succeeds": {log: from(0), verdict: Succeeded},
+		"a log cut after the run plan but before the restart banner still shows the attempt begin": {
+			log: from(at("04-check-variables")), verdict: Succeeded,
+		},
+		"a log from the replace-profile output on cannot see the start": {
+			log: from(at("Merging changes")), verdict: Unknown, startMissing: true, reason: "cannot see the start of the attempt",
+		},
+		"a log from the version line on cannot see the start": {
+			log: from(at("Updating the server version")), verdict: Unknown, startMissing: true, reason: "cannot see the start of the attempt",
+		},
+		"a log of server output only cannot see the start": {
+			log: from(at("Starting server in foreground")), verdict: Unknown, startMissing: true, reason: "cannot see the start of the attempt",
+		},
+		"a cut log without a version line is not called NotUpgraded": {
+			log:     strings.Replace(from(at("Merging changes")), "Updating the server version from 9.0.0.1 to 9.1.0.0.\n", "", 1),
+			verdict: Unknown, startMissing: true,
+		},
+		"a failure in a cut log still fails": {
+			log:     strings.Replace(from(at("Merging changes")), "Running the update tool ..... \x1b[32mDone", "Running the update tool ..... Error", 1),
+			verdict: Failed,
+		},
+		"a container that has only printed its first hooks is no cut log": {
+			log: strings.Join(lines[:3], ""), verdict: Unknown,
+		},
+		"an empty log is no cut log": {log: "", verdict: Unknown, reason: "empty"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ScanString(tc.log, upgrade)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Verdict != tc.verdict || got.StartMissing != tc.startMissing {
+				t.Fatalf("verdict %s (start missing %v), want %s (%v); reason: %s", got.Verdict, got.StartMissing, tc.verdict, tc.startMissing, got.Reason)
+			}
+			if !strings.Contains(got.Reason, tc.reason) {
+				t.Errorf("reason %q lacks %q", got.Reason, tc.reason)
+			}
+			checkResult(t, got)
+		})
+	}
+}

@@ -103,6 +103,9 @@ type ControlPlane struct {
 	stopOnce  sync.Once
 	stopErr   error
 	cancelBg  context.CancelFunc
+	bgCtx     context.Context
+	// stopped is the kube-apiserver StopAPIServer stopped, until StartAPIServer.
+	stopped *process
 	bgDone    sync.WaitGroup
 	userCerts atomic.Int64
 }
@@ -155,7 +158,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		}
 	}
 	bgCtx, cancel := context.WithCancel(context.Background())
-	cp.cancelBg = cancel
+	cp.cancelBg, cp.bgCtx = cancel, bgCtx
 	defer func() {
 		if err != nil {
 			// The error points into the logs, so they stay even in a temporary work dir.
@@ -518,17 +521,7 @@ func (cp *ControlPlane) watchExits(ctx context.Context) {
 	procs := cp.procs
 	cp.mu.Unlock()
 	for _, p := range procs {
-		cp.bgDone.Add(1)
-		go func() {
-			defer cp.bgDone.Done()
-			select {
-			case <-p.done:
-				if !p.stopping.Load() {
-					cp.opts.Logf("controlplane: %v", p.exitError())
-				}
-			case <-ctx.Done():
-			}
-		}()
+		cp.watchExit(p)
 	}
 }
 

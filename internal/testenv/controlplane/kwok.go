@@ -224,7 +224,7 @@ func (cp *ControlPlane) ServeContainerLogs(ctx context.Context, namespace, pod, 
 		return fmt.Errorf("controlplane: %w", err)
 	}
 	entry := map[string]any{"containers": []any{container}}
-	currentPath := filepath.Join(dir, container+".log")
+	currentPath := cp.podLogPath(namespace, pod, container)
 	if err := writeCRILog(currentPath, current); err != nil {
 		return err
 	}
@@ -294,6 +294,42 @@ func (cp *ControlPlane) ServeContainerLogs(ctx context.Context, namespace, pod, 
 		}
 	}
 	return nil
+}
+
+// ReplacePodLog replaces the current log ServePodLogs serves for the pod with lines,
+// in the file alone: KWOK reads it on every request, so this works while the apiserver
+// is down. ServePodLogs must have been called for the pod before.
+func (cp *ControlPlane) ReplacePodLog(namespace, pod string, lines []string) error {
+	path := cp.podLogPath(namespace, pod, DefaultContainer)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("controlplane: no log served for %s/%s yet (ServePodLogs): %w", namespace, pod, err)
+	}
+	return writeCRILog(path, lines)
+}
+
+// FailPodLogs makes the pods/log API answer with an error for the pingdirectory
+// container of the pod, as a kubelet does whose log file is gone: its Logs entry points
+// to a file that does not exist. It returns once KWOK answers so; ServePodLogs serves
+// logs again.
+func (cp *ControlPlane) FailPodLogs(ctx context.Context, namespace, pod string) error {
+	if err := cp.ServePodLogs(ctx, namespace, pod, []string{"this log is about to go"}, nil); err != nil {
+		return err
+	}
+	if err := os.Remove(cp.podLogPath(namespace, pod, DefaultContainer)); err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	u := fmt.Sprintf("http://127.0.0.1:%d/containerLogs/%s/%s/%s?limitBytes=1", cp.kwokPort,
+		url.PathEscape(namespace), url.PathEscape(pod), url.PathEscape(DefaultContainer))
+	return cp.waitFor(ctx, cp.proc("kwok"), "KWOK to fail the logs of "+namespace+"/"+pod, func(ctx context.Context) error {
+		if err := httpOK(ctx, http.DefaultClient, u); err == nil {
+			return errors.New("KWOK still serves the log")
+		}
+		return nil
+	})
+}
+
+func (cp *ControlPlane) podLogPath(namespace, pod, container string) string {
+	return filepath.Join(cp.workDir, "pod-logs", namespace, pod, container+".log")
 }
 
 func servesContainer(entry map[string]any, container string) bool {

@@ -17,6 +17,9 @@ import (
 // stderr going to a log file that outlives it.
 type process struct {
 	name    string
+	bin     string
+	args    []string
+	env     []string
 	logPath string
 	cmd     *exec.Cmd
 	logFile *os.File
@@ -50,7 +53,7 @@ func startProcess(name, bin string, args []string, env []string, logDir string) 
 		logFile.Close()
 		return nil, fmt.Errorf("%s: starting %s: %w (log: %s)", name, bin, err, logPath)
 	}
-	p := &process{name: name, logPath: logPath, cmd: cmd, logFile: logFile, done: make(chan struct{})}
+	p := &process{name: name, bin: bin, args: args, env: env, logPath: logPath, cmd: cmd, logFile: logFile, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
