@@ -59,8 +59,11 @@ type CanaryGauge interface {
 // Reconciler judges the canary pods of one StatefulSet per call.
 type Reconciler struct {
 	Client client.Client
-	Logs   LogReader
-	Audit  Auditor
+	// Live reads a pod past the cache before a verdict is written; nil trusts the cache
+	// (tests of the judging alone).
+	Live  client.Reader
+	Logs  LogReader
+	Audit Auditor
 	// Canaries is optional.
 	Canaries CanaryGauge
 	Opts     Options
@@ -79,6 +82,7 @@ func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options, au
 	}
 	r := &Reconciler{
 		Client:   mgr.GetClient(),
+		Live:     mgr.GetAPIReader(),
 		Logs:     PodLogs{Client: cs},
 		Audit:    auditor,
 		Canaries: canaries,
@@ -270,6 +274,14 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if prev != nil && prev.Verdict == v.Verdict && prev.Revision == v.Revision && prev.ContainerID == v.ContainerID && prev.Reason == v.Reason {
 		return *prev, nil
 	}
+	if live, err := r.livePod(ctx, sts, pod); err != nil {
+		return rollout.Verdict{}, err
+	} else if live != nil && RecordedAlready(*live, v, crashLooping) {
+		// The cache lags the verdict already written (its watch was re-established
+		// after an API server restart, say): writing again would record it twice.
+		p.Record(*live.Verdict)
+		return *live.Verdict, nil
+	}
 	if r.Key != nil {
 		r.Key.Sign(pod, &v)
 	}
@@ -297,6 +309,31 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 		}
 	}
 	return v, nil
+}
+
+// livePod is the pod as the API server has it now, in the rollout model; nil without a
+// live reader or when the pod is gone or has been replaced.
+func (r *Reconciler) livePod(ctx context.Context, sts *appsv1.StatefulSet, cached *corev1.Pod) (*rollout.PodState, error) {
+	if r.Live == nil {
+		return nil, nil
+	}
+	var pod corev1.Pod
+	if err := r.Live.Get(ctx, client.ObjectKeyFromObject(cached), &pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading pod %s/%s before writing its verdict: %w", cached.Namespace, cached.Name, err)
+	}
+	if pod.UID != cached.UID {
+		return nil, nil
+	}
+	state := rollout.Observe(sts, []corev1.Pod{pod}, rollout.ObserveOptions{
+		Container: r.Opts.Container, Soak: r.Opts.Soak, Now: r.Now(), Trust: r.trust(),
+	})
+	if len(state.Pods) != 1 {
+		return nil, nil
+	}
+	return &state.Pods[0], nil
 }
 
 // scanLog reads the pod's log and judges it; an error means the log could not be read.

@@ -318,3 +318,42 @@ func TestReconcileUnreadableLog(t *testing.T) {
 		t.Errorf("verdict once the log can be read = %+v, want Succeeded", v)
 	}
 }
+
+// After an API server restart the cache can still show the canary's earlier verdict
+// when the API server has the Succeeded one already: the controller reads the pod past
+// the cache and does not write or report it a second time.
+func TestReconcileDoesNotRewriteAVerdictTheCacheHasNotSeen(t *testing.T) {
+	sts, objs := canarySet(false)
+	logs := fileLogs{"pd-upgrade-example-pingdirectory-1": "success-migration.log"}
+	r, live, _ := newReconciler(t, objs, logs, false)
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}
+	var written corev1.Pod
+	if err := live.Get(context.Background(), key, &written); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second reconciler whose cache still has the pod as it was before that write.
+	_, stale := canarySet(false)
+	again, cache, ev := newReconciler(t, stale, logs, false)
+	again.Live = live
+	again.Now = func() time.Time { return now.Add(5 * time.Second) }
+	if _, err := again.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var cached, after corev1.Pod
+	_ = cache.Get(context.Background(), key, &cached)
+	_ = live.Get(context.Background(), key, &after)
+	if after.Annotations[rollout.ReplaceProfileAnnotation] != written.Annotations[rollout.ReplaceProfileAnnotation] {
+		t.Errorf("verdict rewritten from %s to %s", written.Annotations[rollout.ReplaceProfileAnnotation], after.Annotations[rollout.ReplaceProfileAnnotation])
+	}
+	if v := cached.Annotations[rollout.ReplaceProfileAnnotation]; v != "" {
+		t.Errorf("the verdict was written through the stale client: %s", v)
+	}
+	if len(ev.notes) != 0 {
+		t.Errorf("the verdict was reported again: %q", ev.notes)
+	}
+}

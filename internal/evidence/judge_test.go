@@ -109,3 +109,40 @@ func TestUnreadable(t *testing.T) {
 		t.Errorf("a long read error gives a %d-byte reason (valid UTF-8: %v)", len(long), utf8.ValidString(long))
 	}
 }
+
+func TestRecordedAlready(t *testing.T) {
+	succeeded := rollout.Verdict{Verdict: rollout.VerdictSucceeded, Revision: "rev-2", ContainerID: "containerd://abc", Reason: "migrated"}
+	live := func(v rollout.Verdict, e rollout.Evidence) rollout.PodState {
+		return rollout.PodState{Verdict: &v, Evidence: e}
+	}
+	with := func(v rollout.Verdict, edit func(*rollout.Verdict)) rollout.Verdict { edit(&v); return v }
+	tests := map[string]struct {
+		live         rollout.PodState
+		v            rollout.Verdict
+		crashLooping bool
+		want         bool
+	}{
+		"the same Succeeded verdict again is recorded already": {live: live(succeeded, rollout.EvidenceCurrent), v: succeeded, want: true},
+		"a final verdict stands against a judgement from a stale cache": {
+			live: live(succeeded, rollout.EvidenceCurrent), v: with(succeeded, func(v *rollout.Verdict) { v.Verdict, v.Reason = rollout.VerdictInProgress, "under way" }), want: true,
+		},
+		"a crash loop turns a final verdict into Failed": {
+			live: live(succeeded, rollout.EvidenceCurrent), v: with(succeeded, func(v *rollout.Verdict) { v.Verdict = rollout.VerdictFailed }), crashLooping: true,
+		},
+		"an InProgress verdict gives way to a new judgement": {
+			live: live(with(succeeded, func(v *rollout.Verdict) { v.Verdict = rollout.VerdictInProgress }), rollout.EvidenceCurrent), v: succeeded,
+		},
+		"a verdict about another container is no record": {
+			live: live(succeeded, rollout.EvidenceCurrent), v: with(succeeded, func(v *rollout.Verdict) { v.ContainerID = "containerd://def" }),
+		},
+		"an untrusted verdict is no record": {live: live(succeeded, rollout.EvidenceUntrusted), v: succeeded},
+		"no verdict is no record":           {live: rollout.PodState{Evidence: rollout.EvidenceNone}, v: succeeded},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := RecordedAlready(tc.live, tc.v, tc.crashLooping); got != tc.want {
+				t.Errorf("RecordedAlready = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -97,15 +97,15 @@ type ControlPlane struct {
 	kubeconfig string
 	kwokPort   int
 
-	mu        sync.Mutex
-	procs     []*process
-	logsMu    sync.Mutex
-	stopOnce  sync.Once
-	stopErr   error
-	cancelBg  context.CancelFunc
-	bgCtx     context.Context
+	mu       sync.Mutex
+	procs    []*process
+	logsMu   sync.Mutex
+	stopOnce sync.Once
+	stopErr  error
+	cancelBg context.CancelFunc
+	bgCtx    context.Context
 	// stopped is the kube-apiserver StopAPIServer stopped, until StartAPIServer.
-	stopped *process
+	stopped   *process
 	bgDone    sync.WaitGroup
 	userCerts atomic.Int64
 }
