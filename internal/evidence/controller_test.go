@@ -123,14 +123,7 @@ func TestReconcileWritesVerdicts(t *testing.T) {
 			if (res.RequeueAfter > 0) != tc.wantRequeue {
 				t.Errorf("requeue after = %s, want requeue %v", res.RequeueAfter, tc.wantRequeue)
 			}
-			var pod corev1.Pod
-			if err := c.Get(context.Background(), types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}, &pod); err != nil {
-				t.Fatal(err)
-			}
-			v, err := rollout.ReadVerdict(&pod)
-			if err != nil || v == nil {
-				t.Fatalf("no verdict on the canary pod: %v", err)
-			}
+			v, pod := canaryVerdict(t, c, sts.Namespace)
 			cs, _ := rollout.Container(&pod, "pingdirectory")
 			if v.Verdict != tc.wantVerdict || v.Revision != canaryRev || v.ContainerID != cs.ID {
 				t.Errorf("verdict = %+v, want %s for revision %s and container %s", v, tc.wantVerdict, canaryRev, cs.ID)
@@ -290,14 +283,7 @@ func TestReconcileUnreadableLog(t *testing.T) {
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: sts.Namespace, Name: sts.Name}}
 	verdict := func() *rollout.Verdict {
 		t.Helper()
-		var pod corev1.Pod
-		if err := c.Get(context.Background(), types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}, &pod); err != nil {
-			t.Fatal(err)
-		}
-		v, err := rollout.ReadVerdict(&pod)
-		if err != nil || v == nil {
-			t.Fatalf("no verdict on the canary pod: %v", err)
-		}
+		v, _ := canaryVerdict(t, c, sts.Namespace)
 		return v
 	}
 	res, err := r.Reconcile(context.Background(), req)
@@ -356,4 +342,18 @@ func TestReconcileDoesNotRewriteAVerdictTheCacheHasNotSeen(t *testing.T) {
 	if len(ev.notes) != 0 {
 		t.Errorf("the verdict was reported again: %q", ev.notes)
 	}
+}
+
+// canaryVerdict reads the verdict on the canary pod, ordinal 1, failing without one.
+func canaryVerdict(t *testing.T, c client.Client, ns string) (*rollout.Verdict, corev1.Pod) {
+	t.Helper()
+	var pod corev1.Pod
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "pd-upgrade-example-pingdirectory-1"}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	v, err := rollout.ReadVerdict(&pod)
+	if err != nil || v == nil {
+		t.Fatalf("no verdict on the canary pod: %v", err)
+	}
+	return v, pod
 }

@@ -412,17 +412,7 @@ func TestFaultCanaryLogCutOrRotated(t *testing.T) {
 
 	// The canary comes back as a new pod (a node drain, say) whose log no longer shows
 	// where its replace-profile attempt began.
-	old := g.pod(1)
-	if err := env.admin.CoreV1().Pods(g.ns).Delete(g.ctx, old.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	g.eventually("the canary to come back", func() (bool, string) {
-		p, err := env.admin.CoreV1().Pods(g.ns).Get(g.ctx, podName(1), metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		return p.UID != old.UID && runningAndReady(p), string(p.UID)
-	})
+	g.recreate(1)
 	const blind = "cannot see the start of the attempt"
 	v, _, _ := g.waitVerdict(1, "fresh", func(v rollout.Verdict) bool { return v.Verdict != rollout.VerdictInProgress })
 	if v.Verdict != rollout.VerdictUnknown || !strings.Contains(v.Reason, blind) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pdguard/pdguard/internal/rollout"
@@ -59,17 +60,7 @@ func TestFaultStablePodDeletedDuringCanary(t *testing.T) {
 	g.serveLog(1, "in-progress.log")
 	g.openCanary()
 	g.waitVerdict(1, "InProgress", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictInProgress })
-	before := g.pod(0)
-	if err := env.admin.CoreV1().Pods(g.ns).Delete(g.ctx, before.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	g.eventually("ordinal 0 to come back", func() (bool, string) {
-		p, err := env.admin.CoreV1().Pods(g.ns).Get(g.ctx, podName(0), metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		return p.UID != before.UID && runningAndReady(p), string(p.UID)
-	})
+	before := g.recreate(0)
 	_, pods, _ := g.waitImages(oldImage, newImage)
 	if pods[0].Labels[rollout.RevisionLabel] != before.Labels[rollout.RevisionLabel] {
 		t.Errorf("ordinal 0 came back on revision %s, want the stable %s", pods[0].Labels[rollout.RevisionLabel], before.Labels[rollout.RevisionLabel])
@@ -122,6 +113,24 @@ func TestFaultOverlappingPodLabels(t *testing.T) {
 		t.Errorf("denial %s: %s", m, msg)
 	}
 	held(t, "two StatefulSets with overlapping pod labels", time.Since(began))
+}
+
+// recreate deletes the pod and waits until the StatefulSet controller has brought it
+// back Ready; it returns the pod as it was.
+func (g *guarded) recreate(ordinal int32) corev1.Pod {
+	g.t.Helper()
+	before := g.pod(ordinal)
+	if err := env.admin.CoreV1().Pods(g.ns).Delete(g.ctx, before.Name, metav1.DeleteOptions{}); err != nil {
+		g.t.Fatal(err)
+	}
+	g.eventually(before.Name+" to come back", func() (bool, string) {
+		p, err := env.admin.CoreV1().Pods(g.ns).Get(g.ctx, before.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.UID != before.UID && runningAndReady(p), string(p.UID)
+	})
+	return before
 }
 
 func successLines(t *testing.T) []string {
