@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -31,7 +32,8 @@ func (cp *ControlPlane) StopAPIServer() error {
 
 // StartAPIServer starts the kube-apiserver StopAPIServer stopped, with the same flags:
 // the same port, etcd, certificates and service-account keys, so every client and
-// kubeconfig keeps working. It returns once /readyz answers 200.
+// kubeconfig keeps working. It returns once /readyz answers 200 and, with KWOK, once
+// KWOK has been restarted against it.
 func (cp *ControlPlane) StartAPIServer(ctx context.Context) (time.Duration, error) {
 	began := time.Now()
 	cp.mu.Lock()
@@ -55,9 +57,41 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context) (time.Duration, erro
 	}); err != nil {
 		return 0, fmt.Errorf("controlplane: %w", err)
 	}
+	if cp.opts.KWOK {
+		// KWOK's pod watch does not come back after the apiserver went away: pods created
+		// afterwards would never run. A restart reconnects it, as a kubelet reconnects.
+		if err := cp.restartKWOK(ctx); err != nil {
+			return 0, err
+		}
+	}
 	took := time.Since(began)
 	cp.opts.Logf("controlplane: kube-apiserver ready again after %s", took.Round(time.Millisecond))
 	return took, nil
+}
+
+func (cp *ControlPlane) restartKWOK(ctx context.Context) error {
+	old := cp.proc("kwok")
+	if old == nil {
+		return errors.New("controlplane: kwok is not running")
+	}
+	if err := old.stop(stopGrace); err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	cp.mu.Lock()
+	cp.procs = slices.DeleteFunc(cp.procs, func(q *process) bool { return q == old })
+	cp.mu.Unlock()
+	p, err := cp.start(old.name, old.args, old.env)
+	if err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	cp.watchExit(p)
+	u := fmt.Sprintf("http://127.0.0.1:%d/healthz", cp.kwokPort)
+	if err := cp.waitFor(ctx, p, "KWOK to serve again after its restart", func(ctx context.Context) error {
+		return httpOK(ctx, http.DefaultClient, u)
+	}); err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	return nil
 }
 
 // watchExit reports p dying while the control plane is in use, as watchExits does for
