@@ -178,6 +178,9 @@ func TestFullQueueDropsAndCountsWithoutBlocking(t *testing.T) {
 	if n := len(sink.got) + int(dropped); n != sent {
 		t.Errorf("written %d + dropped %v != sent %d", len(sink.got), dropped, sent)
 	}
+	if written := testutil.ToFloat64(p.metrics.written); int(written) != len(sink.got) {
+		t.Errorf("written metric = %v, want the %d records the sink got", written, len(sink.got))
+	}
 }
 
 func TestShutdownWritesEveryQueuedRecordOrCountsItWithinTheTimeout(t *testing.T) {
