@@ -160,7 +160,7 @@ unproven_tail(k) := "" if named(k) == count(unproven)
 
 else := sprintf(". %s: see kubectl pdguard status %s -n %s", [more_pods(count(unproven) - named(k)), input.name, input.namespace])
 
-gate_head := sprintf("pdguard refused to lower StatefulSet %s to partition %d: the canary is not proven. ", [lib.object_name, input.new.partition])
+gate_head := sprintf("pdguard refused to lower the partition of %s from %d to %d: the canary is not proven. ", [lib.object_name, input.old.partition, input.new.partition])
 
 gate_next := sprintf(". Next: once Succeeded, re-run the same helm upgrade (same -f values files); if Failed, with pingdirectory.image.tag=%s.", [lib.stable_tag])
 
@@ -255,9 +255,9 @@ violation contains {"rule": "partition-gate", "message": msg, "details": details
 	count(canary_ordinals) == 0
 	input.new.partition < lib.desired_partition
 	msg := sprintf(
-		"pdguard refused to lower StatefulSet %s to partition %d: no pod runs the new image. Partition %d is not below the %d replicas: no pod runs %s yet, so nothing proves replace-profile succeeds on it. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d, so only %s updates as the canary; lower it further once its verdict is Succeeded.",
+		"pdguard refused to lower the partition of %s from %d to %d: no pod runs the new image. The partition is not below the %d replicas: no pod runs %s yet, so nothing proves replace-profile succeeds on it. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d, so only %s updates as the canary; lower it further once its verdict is Succeeded.",
 		[
-			lib.object_name, input.new.partition, input.old.partition,
+			lib.object_name, input.old.partition, input.new.partition,
 			input.new.replicas, input.new.image.ref,
 			lib.desired_partition, lib.pods(lib.desired_partition, input.new.replicas),
 		],

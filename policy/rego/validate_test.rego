@@ -122,7 +122,7 @@ test_promotion_without_a_verdict_is_denied_with_what_to_do if {
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	msg := r.denials[0].message
-	startswith(msg, "pdguard refused to lower StatefulSet ping/pd to partition 0: the canary is not proven.")
+	startswith(msg, "pdguard refused to lower the partition of ping/pd from 1 to 0: the canary is not proven.")
 	contains(msg, "Pod pd-1: no pdguard.io/replace-profile verdict yet.")
 	contains(msg, "Next: once Succeeded, re-run the same helm upgrade (same -f values files); if Failed, with pingdirectory.image.tag=10.1.0.0-latest.")
 	details := concat("\n", r.denials[0].details)
@@ -252,7 +252,7 @@ test_with_no_pod_on_the_update_revision_only_opening_a_canary_is_allowed if {
 	})
 	r := framework.validate_result with input as req
 	denied_by(r, "partition-gate")
-	startswith(r.denials[0].message, "pdguard refused to lower StatefulSet ping/pd to partition 0: no pod runs the new image. Partition 3 is not below the 3 replicas: ")
+	startswith(r.denials[0].message, "pdguard refused to lower the partition of ping/pd from 3 to 0: no pod runs the new image. The partition is not below the 3 replicas: ")
 	contains(r.denials[0].message, "no pod runs pingidentity/pingdirectory:10.2.0.0-latest yet")
 	contains(r.denials[0].message, "with pingdirectory.workload.statefulSet.partition=2, so only pod pd-2 updates as the canary")
 

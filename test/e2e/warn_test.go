@@ -45,7 +45,7 @@ func TestWarnModePinsTheCanary(t *testing.T) {
 		// Promoting the unproven canary is what enforce mode refuses: warn lets it
 		// through and says what it would have denied.
 		res = f.mustUpgrade("image.tag=" + scenario.NewTag)
-		if !anyContains(res.Warnings(), "pdguard would deny: pdguard refused to lower StatefulSet ") {
+		if !anyContains(res.Warnings(), "pdguard would deny: pdguard refused to lower the partition") {
 			t.Errorf("no partition-gate warning for the unproven promotion: %q", res.Warnings())
 		}
 		f.waitTags(scenario.NewTag, scenario.NewTag)
