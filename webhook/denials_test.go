@@ -2,10 +2,16 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
@@ -16,6 +22,19 @@ import (
 // maxDenial is how long a denial may be: helm prints it on one line, helm 4 twice, so the
 // detail a reader needs only to dig deeper goes to the finding's details instead.
 const maxDenial = 600
+
+// maxFirstSentence is how long the sentence that says what was refused and why may be: it
+// is what a reader of helm's one-line error takes in first.
+const maxFirstSentence = 120
+
+// firstSentence is a denial up to the first full stop that ends a sentence; the dots in
+// versions, images and value paths are not followed by a space.
+func firstSentence(msg string) string {
+	if i := strings.Index(msg, ". "); i >= 0 {
+		return msg[:i+1]
+	}
+	return msg
+}
 
 // TestDenialTexts renders every rule's denial of a chart-shaped request into
 // testdata/denials (go test -run TestDenialTexts ./webhook/ -update rewrites them), and
@@ -70,6 +89,52 @@ func TestDenialTexts(t *testing.T) {
 			},
 			rule:   "partition-gate",
 			values: []string{"pingdirectory.workload.statefulSet.partition=1", "same -f values files"},
+		},
+		// Six replicas with --canary-replicas 3: three canary pods, two of them InProgress
+		// with the same reason and one without a verdict.
+		"partition-gate-6-replicas": {
+			opts: func(o *policy.Config) { o.CanaryReplicas = 3 },
+			req: func() *policy.Request {
+				live := scaledCanary(6, 3)
+				pods := scaledPods(live, func(ordinal int32, pod *corev1.Pod) *rollout.Verdict {
+					if ordinal == 5 {
+						return nil
+					}
+					return inProgress(pod)
+				})
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(noStatus(live), 0), Pods: pods, User: dev}
+			},
+			rule:   "partition-gate",
+			values: []string{"Pods pd-upgrade-example-pingdirectory-3, -4: verdict InProgress", "Pod pd-upgrade-example-pingdirectory-5: no pdguard.io/replace-profile verdict yet", "pingdirectory.container.probes.startupProbe.failureThreshold", "pingdirectory.image.tag=9.0.0.1-latest"},
+		},
+		// Ten replicas whose partition was lowered step by step to 4: pod 9 is proven,
+		// pods 4 to 6 restarted and are not Ready, 7 and 8 are InProgress.
+		"partition-gate-10-replicas": {
+			req: func() *policy.Request {
+				live := scaledCanary(10, 4)
+				pods := scaledPods(live, func(ordinal int32, pod *corev1.Pod) *rollout.Verdict {
+					switch {
+					case ordinal == 9:
+						return succeededFor(canaryRev, containerID(*pod))
+					case ordinal >= 7:
+						return inProgress(pod)
+					}
+					notReady(pod)
+					return nil
+				})
+				return &policy.Request{Operation: "UPDATE", Old: live, New: withPartition(noStatus(live), 0), Pods: pods, User: dev}
+			},
+			rule:   "partition-gate",
+			values: []string{"Pods pd-upgrade-example-pingdirectory-4, -5, -6: not Ready", ". 2 more pods: see kubectl pdguard status pd-upgrade-example-pingdirectory -n ping. Next: ", "pingdirectory.image.tag=9.0.0.1-latest"},
+		},
+		"missing-canary-10-replicas": {
+			validate: true,
+			req: func() *policy.Request {
+				old := scaledLive(10)
+				return &policy.Request{Operation: "UPDATE", Old: old, New: fixture.WithTag(noStatus(old), "9.1.0.0-latest"), User: dev}
+			},
+			rule:   "missing-canary",
+			values: []string{"on 10 replicas with partition 0 (at least 9 needed)", "pingdirectory.workload.statefulSet.partition=9", "same -f values files"},
 		},
 		"downgrade": {
 			req: func() *policy.Request {
@@ -142,6 +207,117 @@ func TestDenialTexts(t *testing.T) {
 			}
 			golden.Check(t, filepath.Join("testdata", "denials", name+".txt"), got)
 		})
+	}
+}
+
+// Every golden denial, the ones above and any added later, holds to the length rules.
+func TestDenialGoldensAreShort(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "denials", "*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 10 {
+		t.Fatalf("%d denial goldens, want at least 10", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _, _ := strings.Cut(string(b), "\n")
+		if n := len(msg); n > maxDenial {
+			t.Errorf("%s: denial is %d characters, want at most %d", f, n, maxDenial)
+		}
+		if first := firstSentence(msg); len(first) > maxFirstSentence {
+			t.Errorf("%s: first sentence is %d characters, want at most %d: %q", f, len(first), maxFirstSentence, first)
+		}
+	}
+}
+
+func TestFirstSentence(t *testing.T) {
+	for msg, want := range map[string]string{
+		"pdguard refused StatefulSet a/b: image 9.0.0.1 is wrong. Next: fix it.": "pdguard refused StatefulSet a/b: image 9.0.0.1 is wrong.",
+		"no full stop": "no full stop",
+	} {
+		if got := firstSentence(msg); got != want {
+			t.Errorf("firstSentence(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+// scaledLive is the fixture's live StatefulSet with the given replicas, all ready on the
+// stable revision.
+func scaledLive(replicas int32) *appsv1.StatefulSet {
+	sts := fixture.Live()
+	sts.Spec.Replicas = &replicas
+	sts.Status.Replicas, sts.Status.ReadyReplicas, sts.Status.AvailableReplicas = replicas, replicas, replicas
+	sts.Status.CurrentReplicas, sts.Status.UpdatedReplicas = replicas, replicas
+	return sts
+}
+
+// scaledCanary is openCanary with the given replicas and a live partition.
+func scaledCanary(replicas, partition int32) *appsv1.StatefulSet {
+	sts := withPartition(openCanary(), partition)
+	sts.Spec.Replicas = &replicas
+	sts.Status.Replicas, sts.Status.ReadyReplicas = replicas, replicas
+	sts.Status.CurrentReplicas, sts.Status.UpdatedReplicas = partition, replicas-partition
+	return sts
+}
+
+func noStatus(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+	sts = sts.DeepCopy()
+	sts.Status = appsv1.StatefulSetStatus{}
+	return sts
+}
+
+// scaledPods are the pods of a scaledCanary: those below the partition on the stable
+// revision, Ready for an hour; those at or above it on the canary revision, each with the
+// verdict annotation state returns (none for nil).
+func scaledPods(live *appsv1.StatefulSet, state func(ordinal int32, pod *corev1.Pod) *rollout.Verdict) []corev1.Pod {
+	stable := fixture.WithTag(live.DeepCopy(), "9.0.0.1-latest")
+	partition := *live.Spec.UpdateStrategy.RollingUpdate.Partition
+	var pods []corev1.Pod
+	for i := int32(0); i < *live.Spec.Replicas; i++ {
+		p := fixture.Pod(stable, i, stableRev)
+		if i >= partition {
+			p = fixture.Pod(live, i, canaryRev)
+		}
+		p.OwnerReferences[0].UID = live.UID
+		for c := range p.Status.Conditions {
+			if p.Status.Conditions[c].Type == corev1.PodReady {
+				p.Status.Conditions[c].LastTransitionTime = metav1.NewTime(now.Add(-time.Hour))
+			}
+		}
+		if i >= partition {
+			if v := state(i, p); v != nil {
+				raw, _ := json.Marshal(v)
+				if p.Annotations == nil {
+					p.Annotations = map[string]string{}
+				}
+				p.Annotations[rollout.ReplaceProfileAnnotation] = string(raw)
+			}
+		}
+		pods = append(pods, *p)
+	}
+	return pods
+}
+
+func inProgress(pod *corev1.Pod) *rollout.Verdict {
+	return &rollout.Verdict{Verdict: rollout.VerdictInProgress, Revision: canaryRev, ContainerID: containerID(*pod), ObservedAt: now,
+		Reason: `replace-profile has not finished in this log; scan again after "Setting Server to Available". If the startup probe restarts the pod, raise pingdirectory.container.probes.startupProbe.failureThreshold.`}
+}
+
+// notReady is a pod whose container restarted and has not passed its readiness probe.
+func notReady(pod *corev1.Pod) {
+	for c := range pod.Status.Conditions {
+		switch pod.Status.Conditions[c].Type {
+		case corev1.PodReady, corev1.ContainersReady:
+			pod.Status.Conditions[c].Status = corev1.ConditionFalse
+			pod.Status.Conditions[c].LastTransitionTime = metav1.NewTime(now.Add(-time.Minute))
+		}
+	}
+	for c := range pod.Status.ContainerStatuses {
+		pod.Status.ContainerStatuses[c].Ready = false
 	}
 }
 

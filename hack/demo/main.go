@@ -210,7 +210,7 @@ func (d *demo) canaryUpgrade() error {
 
 	p.Step("Run the same upgrade again right away, before the canary has proved anything.")
 	res = d.upgrade(tag(scenario.NewTag))
-	if err := d.mustBeDenied(res, "the canary is not proven yet"); err != nil {
+	if err := d.mustBeDenied(res, "the canary is not proven."); err != nil {
 		return err
 	}
 	p.Say("Nothing rolled:")

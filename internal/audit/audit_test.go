@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/pdguard/pdguard/internal/rollout"
@@ -176,6 +178,9 @@ func TestFullQueueDropsAndCountsWithoutBlocking(t *testing.T) {
 	if n := len(sink.got) + int(dropped); n != sent {
 		t.Errorf("written %d + dropped %v != sent %d", len(sink.got), dropped, sent)
 	}
+	if written := testutil.ToFloat64(p.metrics.written); int(written) != len(sink.got) {
+		t.Errorf("written metric = %v, want the %d records the sink got", written, len(sink.got))
+	}
 }
 
 func TestShutdownWritesEveryQueuedRecordOrCountsItWithinTheTimeout(t *testing.T) {
@@ -220,5 +225,43 @@ func TestPlainAllowedRequestsTakeNoQueueSpace(t *testing.T) {
 	p.Shutdown(time.Second)
 	if len(sink.got) != 0 {
 		t.Errorf("%d plain allowed records reached the slow sinks", len(sink.got))
+	}
+}
+
+type refs struct{ regarding, related []runtime.Object }
+
+func (r *refs) Eventf(regarding, related runtime.Object, _, _, _, _ string, _ ...interface{}) {
+	r.regarding, r.related = append(r.regarding, regarding), append(r.related, related)
+}
+
+// client-go's recorder folds a repeated Event into one series only when both references
+// are equal; the pod's resourceVersion moves with every status update, so the sink names
+// the objects without it.
+func TestEventSinkNamesObjectsWithoutTheirResourceVersion(t *testing.T) {
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ping", Name: "pd", UID: "sts-uid", ResourceVersion: "10"}}
+	pod := func(rv string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ping", Name: "pd-1", UID: "pod-uid", ResourceVersion: rv}}
+	}
+	rec := func(rv string) Record {
+		return Record{Kind: KindVerdict, Verdict: rollout.VerdictInProgress, Message: "pod pd-1: replace-profile InProgress", Object: sts, RelatedPod: pod(rv)}
+	}
+	got := &refs{}
+	if err := (EventSink{Controller: got}).Write(context.Background(), []Record{rec("11"), rec("12")}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.regarding) != 2 {
+		t.Fatalf("%d events, want 2", len(got.regarding))
+	}
+	want := []*corev1.ObjectReference{
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "ping", Name: "pd", UID: "sts-uid"},
+		{APIVersion: "v1", Kind: "Pod", Namespace: "ping", Name: "pd-1", UID: "pod-uid"},
+	}
+	for i := range got.regarding {
+		for j, o := range []runtime.Object{got.regarding[i], got.related[i]} {
+			ref, ok := o.(*corev1.ObjectReference)
+			if !ok || *ref != *want[j] {
+				t.Errorf("event %d names %#v, want %#v", i, o, want[j])
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pdguard/pdguard/internal/rollout"
 )
@@ -107,11 +108,19 @@ func (s EventSink) Write(_ context.Context, records []Record) error {
 		}
 		var related runtime.Object
 		if r.RelatedPod != nil {
-			related = r.RelatedPod
+			related = objectRef("v1", "Pod", r.RelatedPod.Namespace, r.RelatedPod.Name, r.RelatedPod.UID)
 		}
-		rec.Eventf(r.Object, related, e.Type, e.Reason, e.Action, "%s", e.Note)
+		rec.Eventf(objectRef("apps/v1", "StatefulSet", r.Object.Namespace, r.Object.Name, r.Object.UID), related, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
 	return nil
+}
+
+// objectRef is what an Event names, without the resourceVersion client-go's recorder would
+// copy from the object: the recorder folds repeats of an Event into one series only when
+// the references are equal, and the pod's resourceVersion changes with every status update
+// (and with the verdict annotation itself), so the same Event would become a new object.
+func objectRef(apiVersion, kind, namespace, name string, uid types.UID) *corev1.ObjectReference {
+	return &corev1.ObjectReference{APIVersion: apiVersion, Kind: kind, Namespace: namespace, Name: name, UID: uid}
 }
 
 func digest(parts ...string) string {

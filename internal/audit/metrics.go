@@ -16,6 +16,7 @@ type Metrics struct {
 	findings       *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	dropped        *prometheus.CounterVec
+	written        prometheus.Counter
 	sinkErrors     *prometheus.CounterVec
 	verdicts       *prometheus.CounterVec
 	promotions     *prometheus.CounterVec
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer, queueLength func() float64) *Metrics 
 			Name: "pdguard_audit_records_dropped_total",
 			Help: "Audit records that reached only the log, not the Event and Report sinks, by why (queue full, shutting down, drain timeout).",
 		}, []string{"reason"}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdguard_audit_records_written_total",
+			Help: "Audit records handed to the Event and Report sinks (a sink's failures are counted in pdguard_audit_sink_errors_total); with pdguard_audit_records_dropped_total it accounts for every record queued or dropped.",
+		}),
 		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdguard_audit_sink_errors_total",
 			Help: "Batches of audit records a sink failed to write, by sink.",
@@ -65,7 +70,7 @@ func newMetrics(reg prometheus.Registerer, queueLength func() float64) *Metrics 
 		now:      time.Now,
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.findings, m.latency, m.dropped, m.sinkErrors, m.verdicts, m.promotions, m.policyFailures,
+		reg.MustRegister(m.decisions, m.findings, m.latency, m.dropped, m.written, m.sinkErrors, m.verdicts, m.promotions, m.policyFailures,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "pdguard_audit_queue_length",
 				Help: "Audit records waiting for the Event and Report sinks.",

@@ -152,6 +152,7 @@ func (p *Pipeline) write(ctx context.Context, batch []Record) {
 			p.log.Error(err, "audit sink failed", "sink", s.Name(), "records", len(batch))
 		}
 	}
+	p.metrics.written.Add(float64(len(batch)))
 }
 
 // Shutdown stops taking records and writes the queued ones, for at most timeout. It

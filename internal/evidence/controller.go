@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -71,6 +72,8 @@ type Reconciler struct {
 	// writes unsigned verdicts and trusts every verdict (tests of the judging alone).
 	Key rollout.VerdictKey
 	Now func() time.Time
+
+	written writtenVerdicts
 }
 
 // SetupWithManager wires the controller: StatefulSets matching the selector, and their
@@ -271,7 +274,8 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if !trusted {
 		prev = nil
 	}
-	if prev != nil && prev.Verdict == v.Verdict && prev.Revision == v.Revision && prev.ContainerID == v.ContainerID && prev.Reason == v.Reason {
+	prev = r.written.latest(pod.UID, prev, !trusted, r.Now())
+	if prev != nil && sameJudgement(*prev, v) {
 		return *prev, nil
 	}
 	if live, err := r.livePod(ctx, sts, pod); err != nil {
@@ -288,6 +292,7 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if err := r.writeVerdict(ctx, pod, v); err != nil {
 		return rollout.Verdict{}, err
 	}
+	r.written.remember(pod.UID, v, r.Now())
 	p.Record(v)
 	if worthReporting(prev, v) {
 		rec := audit.Record{
@@ -450,4 +455,64 @@ func (r *Reconciler) record(sts *appsv1.StatefulSet, pod *corev1.Pod, rec audit.
 		rec.User = "pdguard"
 	}
 	r.Audit.Record(rec)
+}
+
+// writtenFor is how long the controller trusts its memory of a verdict it wrote over a
+// cache that does not show it: far longer than an informer takes to deliver the patch,
+// short enough that a verdict removed by hand is written again soon.
+const writtenFor = time.Minute
+
+// writtenVerdicts remembers the last verdict the controller wrote on each pod until its
+// cache shows it. The informer delivers the patch a moment later, and a reconcile in
+// between (the pod's own status updates trigger them, several a second while a container
+// starts) would read no verdict or the previous one, write the same judgement again and
+// report it a second time: two identical ReplaceProfileVerdict Events for one verdict.
+type writtenVerdicts struct {
+	mu sync.Mutex
+	m  map[types.UID]writtenVerdict
+}
+
+type writtenVerdict struct {
+	v  rollout.Verdict
+	at time.Time
+}
+
+func (w *writtenVerdicts) remember(uid types.UID, v rollout.Verdict, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[types.UID]writtenVerdict{}
+	}
+	w.m[uid] = writtenVerdict{v: v, at: now}
+	for k, e := range w.m {
+		if now.Sub(e.at) > writtenFor {
+			delete(w.m, k)
+		}
+	}
+}
+
+// latest is the verdict a new judgement of the pod is compared with: the one the
+// controller wrote last while the cache still shows an older one or none, else the
+// cached one. A cached verdict that is newer, or that someone else wrote (foreign), ends
+// the memory: the cache has moved past the write.
+func (w *writtenVerdicts) latest(uid types.UID, cached *rollout.Verdict, foreign bool, now time.Time) *rollout.Verdict {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, ok := w.m[uid]
+	if !ok {
+		return cached
+	}
+	switch {
+	case now.Sub(e.at) > writtenFor, foreign,
+		cached != nil && sameJudgement(*cached, e.v) && cached.ObservedAt.Equal(e.v.ObservedAt),
+		cached != nil && cached.ObservedAt.After(e.v.ObservedAt):
+		delete(w.m, uid)
+		return cached
+	}
+	v := e.v
+	return &v
+}
+
+func sameJudgement(a, b rollout.Verdict) bool {
+	return a.Verdict == b.Verdict && a.Revision == b.Revision && a.ContainerID == b.ContainerID && a.Reason == b.Reason
 }

@@ -34,7 +34,10 @@ pods(lo, hi) := sprintf("pod %s-%d", [input.name, lo]) if hi - lo == 1
 
 else := "no pod" if hi <= lo
 
-else := concat("", ["pods ", concat(", ", [pod_name(i) | some i in numbers.range(lo, hi - 1)])])
+else := concat("", ["pods ", concat(", ", [pod_name(i) | some i in numbers.range(lo, hi - 1)])]) if hi - lo <= 3
+
+# A range keeps a message about a large StatefulSet short.
+else := sprintf("pods %s to %s", [pod_name(lo), pod_name(hi - 1)])
 
 # verdict_command(i) prints the replace-profile verdict of the pod with ordinal i.
 verdict_command(i) := sprintf(

@@ -32,7 +32,7 @@ violation contains {"rule": "bundled-config-and-version", "message": msg, "detai
 	old_tag := lib.tag_or_ref(input.old.image)
 	new_tag := lib.tag_or_ref(input.new.image)
 	msg := sprintf(
-		"pdguard refused StatefulSet %s: pingdirectory.image.tag changes from %s to %s with %s (a version change goes alone). %sNext: %sthe same helm upgrade you ran (same -f values files) with pingdirectory.image.tag at %s; once all pods are Ready, set only pingdirectory.image.tag to %s.",
+		"pdguard refused StatefulSet %s: a version change goes alone, without config changes. The image tag goes from %s to %s with %s. %sNext: %sthe same helm upgrade (same -f values files) with pingdirectory.image.tag at %s; once all pods are Ready, set only pingdirectory.image.tag to %s.",
 		[lib.object_name, old_tag, new_tag, concat(", ", paths), checksum_text(paths), rollback_first(paths), old_tag, new_tag],
 	)
 	details := [
@@ -64,7 +64,7 @@ violation contains {"rule": "missing-canary", "message": msg, "details": [patch_
 		[n, lib.product_container, input.new.image.ref],
 	)
 	msg := sprintf(
-		"pdguard refused the update of StatefulSet %s: it changes the image %s on %d replicas without a canary partition (%d, at least %d needed), so every pod would restart into replace-profile at once. pdguard's mutating webhook probably did not run: check kubectl get mutatingwebhookconfigurations and the pdguard pods. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d.",
+		"pdguard refused StatefulSet %s: an image change without a canary partition. It changes the image %s on %d replicas with partition %d (at least %d needed), so every pod would restart into replace-profile at once. pdguard's mutating webhook probably did not run: check kubectl get mutatingwebhookconfigurations and the pdguard pods. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d.",
 		[lib.object_name, from_to, input.new.replicas, input.new.partition, lib.desired_partition, n],
 	)
 	patch_text := sprintf("Or patch it directly: kubectl -n %s patch statefulset %s -p '%s'", [input.namespace, input.name, patch])
@@ -92,13 +92,100 @@ proven(i) if {
 	pod.proven == true
 }
 
-pod_problem(i) := sprintf("Pod %s does not exist", [lib.pod_name(i)]) if {
+# pod_issue(i) is what the pod with ordinal i lacks, without its name, so that pods lacking
+# the same are named together.
+pod_issue(i) := "does not exist" if {
 	count(pods_at_ordinal(i)) == 0
-} else := sprintf("Pod %s: %s", [pod.name, concat("; ", issues)]) if {
+} else := concat("; ", issues) if {
 	pod := pods_at_ordinal(i)[0]
 	issues := array.concat(array.concat(revision_issue(pod), readiness_issue(pod)), verdict_issue(pod))
 	count(issues) > 0
-} else := sprintf("Pod %s is not proven", [lib.pod_name(i)])
+} else := "is not proven"
+
+pod_problem(i) := sprintf("Pod %s %s", [lib.pod_name(i), pod_issue(i)]) if pod_issue(i) in object.keys(plural_issue)
+
+else := sprintf("Pod %s: %s", [lib.pod_name(i), pod_issue(i)])
+
+unproven := [i | some i in canary_ordinals; not proven(i)]
+
+# The denial names the pods that lack the same thing together, at most max_named pods per
+# problem, and as many problems as fit in max_message characters with the rest counted and
+# the command that lists them: a canary of many pods would otherwise make a denial that helm
+# prints on one line (twice, in helm 4) kilobytes long. The details, and so the audit
+# record, keep every pod's full problem.
+max_named := 3
+
+max_message := 600
+
+issues_in_order := [s |
+	some k, i in unproven
+	s := pod_issue(i)
+	not issue_seen_before(k, s)
+]
+
+issue_seen_before(k, s) if {
+	some j, i in unproven
+	j < k
+	pod_issue(i) == s
+}
+
+group_ordinals(s) := [i | some i in unproven; pod_issue(i) == s]
+
+# The two problems without a colon read as a verb, so they agree with the pods they follow.
+plural_issue := {"does not exist": "do not exist", "is not proven": "are not proven"}
+
+group_text(s) := sprintf("Pod %s %s", [lib.pod_name(ords[0]), s]) if {
+	s in object.keys(plural_issue)
+	ords := group_ordinals(s)
+	count(ords) == 1
+} else := sprintf("%s %s", [names_text(group_ordinals(s)), plural_issue[s]]) if {
+	s in object.keys(plural_issue)
+} else := sprintf("%s: %s", [names_text(group_ordinals(s)), trim_right(s, ".")])
+
+# Pods after the first are named by their ordinal, as -4, which they share the rest with.
+names_text(ords) := sprintf("Pod %s", [lib.pod_name(ords[0])]) if {
+	count(ords) == 1
+} else := sprintf("Pods %s, %s", [lib.pod_name(ords[0]), concat(", ", [sprintf("-%d", [i]) | some i in array.slice(ords, 1, max_named)])])
+
+group_texts := [group_text(s) | some s in issues_in_order]
+
+# named(k) is how many pods the first k problems name.
+named(k) := sum([min([count(group_ordinals(s)), max_named]) | some s in array.slice(issues_in_order, 0, k)])
+
+more_pods(n) := "1 more pod" if n == 1
+
+else := sprintf("%d more pods", [n])
+
+unproven_tail(k) := "" if named(k) == count(unproven)
+
+else := sprintf(". %s: see kubectl pdguard status %s -n %s", [more_pods(count(unproven) - named(k)), input.name, input.namespace])
+
+gate_head := sprintf("pdguard refused to lower the partition of %s from %d to %d: the canary is not proven. ", [lib.object_name, input.old.partition, input.new.partition])
+
+gate_next := sprintf(". Next: once Succeeded, re-run the same helm upgrade (same -f values files); if Failed, with pingdirectory.image.tag=%s.", [lib.stable_tag])
+
+facts_length(k) := (sum([count(t) | some t in array.slice(group_texts, 0, k)]) + (2 * k)) - 2
+
+room(k) := ((max_message - count(gate_head)) - count(gate_next)) - count(unproven_tail(k))
+
+shown_groups := max([k |
+	some k in numbers.range(1, count(group_texts))
+	facts_length(k) <= room(k)
+]) if {
+	some k in numbers.range(1, count(group_texts))
+	facts_length(k) <= room(k)
+}
+
+else := 1
+
+cut(s, n) := s if count(s) <= n
+
+else := concat("", [substring(s, 0, max([n, 60]) - 1), "…"])
+
+unproven_text := concat("", [
+	concat(". ", [cut(t, room(shown_groups)) | some t in array.slice(group_texts, 0, shown_groups)]),
+	unproven_tail(shown_groups),
+])
 
 revision_issue(pod) := [] if pod.on_update_revision == true
 
@@ -147,24 +234,16 @@ violation contains {"rule": "partition-gate", "message": msg, "details": details
 	input.canary.open == true
 	input.change.version_changed == false
 	gate_applies
-	unproven := [i | some i in canary_ordinals; not proven(i)]
 	count(unproven) > 0
 	canary := lib.pod_name(unproven[0])
-	msg := sprintf(
-		"pdguard refused to lower the partition of StatefulSet %s from %d to %d: the canary is not proven. %s. Next: re-run the same helm upgrade once the verdict is Succeeded; if it failed, the same helm upgrade (same -f values files) with pingdirectory.image.tag=%s.",
-		[
-			lib.object_name, input.old.partition, input.new.partition,
-			concat(". ", [trim_right(pod_problem(i), ".") | some i in unproven]),
-			lib.stable_tag,
-		],
-	)
-	details := [
+	msg := concat("", [gate_head, unproven_text, gate_next])
+	details := array.concat([pod_problem(i) | some i in unproven], [
 		sprintf("%s would move to the update revision %s (image %s)", [lib.pods(input.new.partition, min([input.old.partition, input.new.replicas])), update_revision, input.new.image.ref]),
 		sprintf("verdict: %s", [lib.verdict_command(unproven[0])]),
 		sprintf("logs: kubectl -n %s logs %s -c %s, or pdguard's webhook scan-log", [input.namespace, canary, lib.product_container]),
 		helm_rollback_text,
 		lib.break_glass_text,
-	]
+	])
 }
 
 # With no pod at or above the live partition there is no canary to prove, so only opening
@@ -176,10 +255,10 @@ violation contains {"rule": "partition-gate", "message": msg, "details": details
 	count(canary_ordinals) == 0
 	input.new.partition < lib.desired_partition
 	msg := sprintf(
-		"pdguard refused to lower the partition of StatefulSet %s from %d to %d: no pod runs %s yet (the partition is not below the %d replicas), so nothing proves replace-profile succeeds on it. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d, so only %s updates as the canary; lower it further once its verdict is Succeeded.",
+		"pdguard refused to lower the partition of %s from %d to %d: no pod runs the new image. The partition is not below the %d replicas: no pod runs %s yet, so nothing proves replace-profile succeeds on it. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=%d, so only %s updates as the canary; lower it further once its verdict is Succeeded.",
 		[
 			lib.object_name, input.old.partition, input.new.partition,
-			input.new.image.ref, input.new.replicas,
+			input.new.replicas, input.new.image.ref,
 			lib.desired_partition, lib.pods(lib.desired_partition, input.new.replicas),
 		],
 	)
@@ -206,7 +285,7 @@ violation contains {"rule": "downgrade", "message": msg} if {
 	input.change.version_order == -1
 	stable := lib.stable_image
 	msg := sprintf(
-		"pdguard refused the update of StatefulSet %s: it changes PingDirectory from %s (%s) to the lower version %s (%s), which cannot be done in place: replace-profile has already migrated the data to %s. Next: keep pingdirectory.image.tag at %s, or restore the older version from a backup taken with it.",
+		"pdguard refused StatefulSet %s: a downgrade cannot be done in place. It changes PingDirectory from %s (%s) to the lower version %s (%s), and replace-profile has already migrated the data to %s. Next: keep pingdirectory.image.tag at %s, or restore the older version from a backup taken with it.",
 		[
 			lib.object_name, lib.version_text(stable), stable.ref,
 			lib.version_text(input.new.image), input.new.image.ref,
@@ -222,8 +301,8 @@ violation contains {"rule": "single-replica", "message": msg, "details": [lib.br
 	input.new.replicas <= 1
 	input.settings.single_replica == "deny"
 	msg := sprintf(
-		"pdguard refused the update of StatefulSet %s: it changes the image %s on %d replica, so no canary can try replace-profile before the whole directory migrates, irreversibly. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag unchanged and pingdirectory.container.replicaCount=2; once the new pod is Ready, change only pingdirectory.image.tag.",
-		[lib.object_name, from_to, input.new.replicas],
+		"pdguard refused StatefulSet %s: a new image on %d replica leaves no pod for a canary. It changes the image %s, so the whole directory would migrate through replace-profile at once, irreversibly. Next: the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag unchanged and pingdirectory.container.replicaCount=2; once the new pod is Ready, change only pingdirectory.image.tag.",
+		[lib.object_name, input.new.replicas, from_to],
 	)
 }
 

@@ -39,8 +39,9 @@ test_a_version_change_bundled_with_config_lists_every_path_and_how_to_split if {
 	denied_by(r, "bundled-config-and-version")
 	msg := r.denials[0].message
 	contains(msg, "StatefulSet ping/pd")
-	contains(msg, "pingdirectory.image.tag changes from 10.1.0.0-latest to 10.2.0.0-latest with spec.replicas, spec.template.spec.containers[pingdirectory].env[MAX_HEAP_SIZE] (a version change goes alone)")
-	contains(msg, "the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag at 10.1.0.0-latest")
+	startswith(msg, "pdguard refused StatefulSet ping/pd: a version change goes alone, without config changes. ")
+	contains(msg, "The image tag goes from 10.1.0.0-latest to 10.2.0.0-latest with spec.replicas, spec.template.spec.containers[pingdirectory].env[MAX_HEAP_SIZE].")
+	contains(msg, "the same helm upgrade (same -f values files) with pingdirectory.image.tag at 10.1.0.0-latest")
 	contains(msg, "set only pingdirectory.image.tag to 10.2.0.0-latest")
 	not contains(msg, "helm rollback")
 	not contains(msg, "pingdirectory.envs")
@@ -76,7 +77,8 @@ test_a_version_change_without_a_partition_is_denied_with_the_partition_to_set if
 	r := framework.validate_result with input as object.union(fixtures.version_change, {"phase": "validate"})
 	denied_by(r, "missing-canary")
 	msg := r.denials[0].message
-	contains(msg, "on 2 replicas without a canary partition (0, at least 1 needed)")
+	startswith(msg, "pdguard refused StatefulSet ping/pd: an image change without a canary partition. ")
+	contains(msg, "on 2 replicas with partition 0 (at least 1 needed)")
 	contains(msg, "mutatingwebhookconfigurations")
 	contains(msg, "(same -f values files) with pingdirectory.workload.statefulSet.partition=1")
 	contains(r.denials[0].details[0], `kubectl -n ping patch statefulset pd -p '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}},"template":{"spec":{"containers":[{"name":"pingdirectory","image":"pingidentity/pingdirectory:10.2.0.0-latest"}]}}}}'`)
@@ -95,7 +97,7 @@ test_the_missing_partition_follows_the_canary_replicas_setting if {
 		"settings": {"canary_replicas": 1},
 	})
 	denied_by(r, "missing-canary")
-	contains(r.denials[0].message, "without a canary partition (3, at least 4 needed)")
+	contains(r.denials[0].message, "on 5 replicas with partition 3 (at least 4 needed)")
 }
 
 test_a_revert_needs_no_canary if {
@@ -120,10 +122,9 @@ test_promotion_without_a_verdict_is_denied_with_what_to_do if {
 	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
 	denied_by(r, "partition-gate")
 	msg := r.denials[0].message
-	startswith(msg, "pdguard refused to lower the partition of StatefulSet ping/pd from 1 to 0: the canary is not proven.")
+	startswith(msg, "pdguard refused to lower the partition of ping/pd from 1 to 0: the canary is not proven.")
 	contains(msg, "Pod pd-1: no pdguard.io/replace-profile verdict yet.")
-	contains(msg, "re-run the same helm upgrade once the verdict is Succeeded")
-	contains(msg, "if it failed, the same helm upgrade (same -f values files) with pingdirectory.image.tag=10.1.0.0-latest")
+	contains(msg, "Next: once Succeeded, re-run the same helm upgrade (same -f values files); if Failed, with pingdirectory.image.tag=10.1.0.0-latest.")
 	details := concat("\n", r.denials[0].details)
 	contains(details, "the update revision rev-next")
 	contains(details, "kubectl -n ping get pod pd-1 -o jsonpath=")
@@ -216,7 +217,8 @@ test_every_canary_must_be_proven if {
 	r := framework.validate_result with input as req
 	denied_by(r, "partition-gate")
 	msg := r.denials[0].message
-	contains(r.denials[0].details[0], "pods pd-0, pd-1 would move to the update revision")
+	contains(concat("\n", r.denials[0].details), "pods pd-0, pd-1 would move to the update revision")
+	r.denials[0].details[0] == "Pod pd-3: verdict InProgress"
 	contains(msg, "Pod pd-3: verdict InProgress.")
 	not contains(msg, "Pod pd-2")
 
@@ -250,6 +252,7 @@ test_with_no_pod_on_the_update_revision_only_opening_a_canary_is_allowed if {
 	})
 	r := framework.validate_result with input as req
 	denied_by(r, "partition-gate")
+	startswith(r.denials[0].message, "pdguard refused to lower the partition of ping/pd from 3 to 0: no pod runs the new image. The partition is not below the 3 replicas: ")
 	contains(r.denials[0].message, "no pod runs pingidentity/pingdirectory:10.2.0.0-latest yet")
 	contains(r.denials[0].message, "with pingdirectory.workload.statefulSet.partition=2, so only pod pd-2 updates as the canary")
 
@@ -266,7 +269,8 @@ test_a_downgrade_is_denied if {
 	})
 	denied_by(r, "downgrade")
 	msg := r.denials[0].message
-	contains(msg, "changes PingDirectory from 10.1.0.0 (pingidentity/pingdirectory:10.1.0.0-latest) to the lower version 9.3.0.0 (pingidentity/pingdirectory:9.3.0.0-latest), which cannot be done in place")
+	startswith(msg, "pdguard refused StatefulSet ping/pd: a downgrade cannot be done in place. ")
+	contains(msg, "changes PingDirectory from 10.1.0.0 (pingidentity/pingdirectory:10.1.0.0-latest) to the lower version 9.3.0.0 (pingidentity/pingdirectory:9.3.0.0-latest), and replace-profile has already migrated the data to 10.1.0.0")
 	contains(msg, "keep pingdirectory.image.tag at 10.1.0.0-latest, or restore the older version from a backup")
 }
 
@@ -301,7 +305,7 @@ test_a_single_replica_version_change_is_denied_when_configured if {
 		"settings": {"single_replica": "deny"},
 	})
 	denied_by(r, "single-replica")
-	contains(r.denials[0].message, "on 1 replica, so no canary")
+	startswith(r.denials[0].message, "pdguard refused StatefulSet ping/pd: a new image on 1 replica leaves no pod for a canary. ")
 	contains(r.denials[0].message, "pingdirectory.container.replicaCount=2")
 }
 
@@ -319,7 +323,7 @@ test_warn_mode_allows_and_says_what_would_be_denied if {
 	r.denials == []
 	fixtures.rules(r.violations) == ["missing-canary"]
 	fixtures.rules(r.warnings) == ["missing-canary"]
-	startswith(r.warnings[0].message, "pdguard would deny: pdguard refused the update of StatefulSet ping/pd")
+	startswith(r.warnings[0].message, "pdguard would deny: pdguard refused StatefulSet ping/pd")
 }
 
 test_dryrun_mode_allows_and_says_nothing if {
@@ -451,4 +455,57 @@ test_a_change_document_without_reverts_canary_still_needs_a_canary if {
 	req := object.union(object.remove(fixtures.version_change, {"change"}), {"change": change})
 	r := framework.validate_result with input as req
 	denied_by(r, "missing-canary")
+}
+
+# A canary of many pods: pods lacking the same are named together, at most three names and
+# two problems in the message, the rest counted with the command that lists them; the
+# details keep every pod.
+test_many_unproven_pods_are_named_in_bounded_groups if {
+	in_progress := {"verdict": {"verdict": "InProgress", "reason": "replace-profile has not finished"}}
+	req := object.union(fixtures.promotion, {
+		"old": {"replicas": 10, "partition": 2},
+		"new": {"replicas": 10, "partition": 0},
+		"pods": array.concat(
+			[fixtures.stable_pod(0), fixtures.stable_pod(1)],
+			array.concat(
+				[fixtures.unproven(object.union(fixtures.canary_pod(i), in_progress), "current") | some i in numbers.range(2, 6)],
+				array.concat(
+					[fixtures.unproven(object.union(fixtures.canary_pod(i), {"verdict": null}), "none") | some i in [7, 8]],
+					[fixtures.unproven(object.union(fixtures.canary_pod(9), {"ready": false, "ready_seconds": 0, "soaked": false}), "current")],
+				),
+			),
+		),
+	})
+	r := framework.validate_result with input as req
+	denied_by(r, "partition-gate")
+	msg := r.denials[0].message
+	contains(msg, "the canary is not proven. Pods pd-2, -3, -4: verdict InProgress: replace-profile has not finished. Pods pd-7, -8: no pdguard.io/replace-profile verdict yet. Pod pd-9: not Ready. 2 more pods: see kubectl pdguard status pd -n ping. Next: ")
+	not contains(msg, "pd-5")
+	count(msg) <= 600
+	details := concat("\n", r.denials[0].details)
+	contains(details, "Pod pd-5: verdict InProgress")
+	contains(details, "Pod pd-9: not Ready")
+	contains(details, "pods pd-0, pd-1 would move to the update revision")
+}
+
+test_one_problem_on_few_pods_names_them_all if {
+	req := object.union(fixtures.promotion, {
+		"old": {"replicas": 4, "partition": 1},
+		"new": {"replicas": 4, "partition": 0},
+		"pods": array.concat([fixtures.stable_pod(0)], [fixtures.unproven(object.union(fixtures.canary_pod(i), {"verdict": null}), "none") | some i in [1, 2, 3]]),
+	})
+	r := framework.validate_result with input as req
+	contains(r.denials[0].message, "the canary is not proven. Pods pd-1, -2, -3: no pdguard.io/replace-profile verdict yet. Next: ")
+	not contains(r.denials[0].message, "kubectl pdguard status")
+}
+
+test_a_long_problem_is_cut_in_the_message_and_whole_in_the_details if {
+	long := concat("", ["manage-profile replace-profile failed: ", concat("", [sprintf("step %d failed; ", [i]) | some i in numbers.range(1, 40)])])
+	pod := fixtures.unproven(object.union(fixtures.canary_pod(1), {"verdict": {"verdict": "Failed", "reason": long}}), "current")
+	r := framework.validate_result with input as fixtures.with_pod(fixtures.promotion, pod)
+	msg := r.denials[0].message
+	contains(msg, "…. Next: ")
+	not contains(msg, "step 39")
+	count(msg) <= 600
+	contains(r.denials[0].details[0], "step 39 failed")
 }

@@ -73,9 +73,8 @@ func TestMutatingWebhookUnreachable(t *testing.T) {
 
 			denial := f.mustDeny("image.tag=" + scenario.NewTag)
 			mustContain(t, "denial", denial,
-				fmt.Sprintf("pdguard refused the update of StatefulSet %s/%s: it changes the image from %s to %s on 2 replicas without a canary partition",
-					ns, name, scenario.Image(scenario.OldTag), scenario.Image(scenario.NewTag)),
-				"(0, at least 1 needed)", "pdguard's mutating webhook probably did not run",
+				fmt.Sprintf("pdguard refused StatefulSet %s/%s: an image change without a canary partition. It changes the image from %s to %s on 2 replicas with partition 0 (at least 1 needed)",
+					ns, name, scenario.Image(scenario.OldTag), scenario.Image(scenario.NewTag)), "pdguard's mutating webhook probably did not run",
 				"the same helm upgrade you ran (same -f values files) with pingdirectory.workload.statefulSet.partition=1")
 			f.nothingRolled(generation, installed)
 			f.waitEvent("RolloutBlocked", "[missing-canary]")

@@ -33,10 +33,10 @@ func TestBundledConfigAndVersion(t *testing.T) {
 
 		denial := f.mustDeny("image.tag="+scenario.NewTag, "env.MAX_HEAP_SIZE=4g")
 		mustContain(t, "denial", denial,
-			fmt.Sprintf("pdguard refused StatefulSet %s/%s: pingdirectory.image.tag changes from %s to %s with spec.template.metadata.annotations[checksum/config]",
+			fmt.Sprintf("pdguard refused StatefulSet %s/%s: a version change goes alone, without config changes. The image tag goes from %s to %s with spec.template.metadata.annotations[checksum/config]",
 				ns, name, scenario.OldTag, scenario.NewTag),
 			"checksum/config hashes the env ConfigMaps (pingdirectory.envs, global.envs)", "helm rollback RELEASE <last deployed revision>",
-			"the same helm upgrade you ran (same -f values files) with pingdirectory.image.tag at "+scenario.OldTag)
+			"the same helm upgrade (same -f values files) with pingdirectory.image.tag at "+scenario.OldTag)
 		f.nothingRolled(before.Generation, installed)
 		f.waitEvent("RolloutBlocked", "[bundled-config-and-version]")
 		after := f.sts()

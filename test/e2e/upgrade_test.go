@@ -67,8 +67,8 @@ func TestVendorUpgrade(t *testing.T) {
 		generation := sts.Generation
 		denial := f.mustDeny("image.tag=" + scenario.NewTag)
 		mustContain(t, "denial", denial,
-			fmt.Sprintf("pdguard refused to lower the partition of StatefulSet %s/%s from 1 to 0: the canary is not proven", ns, name),
-			"Pod "+pods[1].Name+": ", "re-run the same helm upgrade once the verdict is Succeeded")
+			fmt.Sprintf("pdguard refused to lower the partition of %s/%s from 1 to 0: the canary is not proven.", ns, name),
+			"Pod "+pods[1].Name+": ", "Next: once Succeeded, re-run the same helm upgrade (same -f values files)")
 		f.nothingRolled(generation, pods)
 		f.waitEvent("RolloutBlocked", "[partition-gate]")
 		// helm records the refused upgrade as a failed revision; the next upgrade runs

@@ -185,6 +185,16 @@ func TestAuditReportResults(t *testing.T) {
 			t.Errorf("%d RolloutBlocked partition-gate Events, want one per different denial", gateEvents)
 		}
 
+		// `webhook audit` reads the same back through a kubeconfig, newest first.
+		open := true
+		history := []auditRecord{
+			{"fail", "bundled-config-and-version", "a version change goes alone"},
+			{"fail", "partition-gate", "InProgress"},
+			{"fail", "replace-profile", "Failed"},
+			{"fail", "partition-gate", "Failed"},
+		}
+		g.checkAudit(wantAudit{records: history, canary: &open, verdict: "Failed (" + podName(1) + ")", blocked: 3})
+
 		body := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`, rollout.OverrideReasonAnnotation, "INC-1 restore writes")
 		if _, _, err := g.patch(adminConfig(), body); err != nil {
 			t.Fatalf("the override was refused: %v", err)
@@ -198,6 +208,11 @@ func TestAuditReportResults(t *testing.T) {
 		if rep.Summary.Fail < 4 || rep.Summary.Warn < 1 || rep.Summary.Pass < 1 {
 			t.Errorf("summary %+v does not count the results:%s", rep.Summary, describeResults(rep.Results))
 		}
+		g.eachVerdictOnce(1, rollout.VerdictInProgress, rollout.VerdictFailed)
+		g.checkAudit(wantAudit{
+			records: append(history, auditRecord{"warn", "override", "INC-1 restore writes"}),
+			verdict: "Failed (" + podName(1) + ")", blocked: 3, by: adminUser, reason: "INC-1 restore writes",
+		})
 	})
 
 	t.Run("a proven canary and its promotion", func(t *testing.T) {
@@ -213,7 +228,61 @@ func TestAuditReportResults(t *testing.T) {
 		if n := len(matching(rep.Results, "pass", "canary-partition", "")); n != 1 {
 			t.Errorf("%d canary-partition results, want 1:%s", n, describeResults(rep.Results))
 		}
+		g.eachVerdictOnce(1, rollout.VerdictSucceeded)
 	})
+}
+
+// eachVerdictOnce checks the Events about the pod with the ordinal: no two with the same
+// reason and note, and each replace-profile verdict reported once, as one Event of count
+// 1 (a repeated denial may be a series; a verdict is reported when it changes). want are
+// verdicts that must have been reported.
+func (g *guarded) eachVerdictOnce(ordinal int32, want ...string) {
+	g.t.Helper()
+	pod := podName(ordinal)
+	events, err := g.events()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	seen := map[string]int{}
+	verdicts := map[string]int{}
+	var about []string
+	for _, e := range events {
+		if e.Related == nil || e.Related.Name != pod {
+			continue
+		}
+		count := 1
+		if e.Series != nil {
+			count = int(e.Series.Count)
+		}
+		if int(e.DeprecatedCount) > count {
+			count = int(e.DeprecatedCount)
+		}
+		about = append(about, fmt.Sprintf("%s %s x%d: %s", e.Type, e.Reason, count, e.Note))
+		seen[e.Reason+"\x00"+e.Note]++
+		if e.Reason != "ReplaceProfileVerdict" {
+			continue
+		}
+		for _, v := range []string{rollout.VerdictInProgress, rollout.VerdictSucceeded, rollout.VerdictFailed, rollout.VerdictNotUpgraded, rollout.VerdictUnknown} {
+			if strings.Contains(e.Note, "replace-profile "+v+" ") {
+				verdicts[v] += count
+			}
+		}
+	}
+	for key, n := range seen {
+		if n > 1 {
+			g.t.Errorf("%d Events of pod %s with the same reason and note %q:\n%s", n, pod, strings.ReplaceAll(key, "\x00", ": "), strings.Join(about, "\n"))
+		}
+	}
+	for v, n := range verdicts {
+		if n > 1 {
+			g.t.Errorf("verdict %s of pod %s reported %d times:\n%s", v, pod, n, strings.Join(about, "\n"))
+		}
+	}
+	for _, v := range want {
+		if verdicts[v] == 0 {
+			g.t.Errorf("no %s verdict Event for pod %s:\n%s", v, pod, strings.Join(about, "\n"))
+		}
+	}
 }
 
 // The dryrun pdguard started before the CRD existed: it says so once and serves on.

@@ -16,6 +16,7 @@ import (
 
 	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,47 +31,16 @@ import (
 func TestAuditDrainOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	g := newGuarded(t, "audit-drain")
-	srv, err := pdguardproc.Start(g.ctx, env.cp, pdguardproc.Options{
-		Binary: env.binary, SkipRegistration: true,
-		Args: []string{"--log-format=json", "--disable-evidence-controller", "--audit-drain-timeout=20s"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(srv.CAPEM)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-
-	live := g.get()
-	changed := live.DeepCopy()
-	bundle(changed)
+	srv, hc := g.reviewServer("--audit-drain-timeout=20s")
+	live, changed := g.bundledChange()
 	// Each review is against another resourceVersion of the live object, so each is a
 	// record of its own, as successive retries over a changing StatefulSet are.
 	send := func(i int) bool {
-		old := live.DeepCopy()
-		old.ResourceVersion = fmt.Sprintf("drain-%d", i)
-		review := admissionv1.AdmissionReview{
-			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-			Request: &admissionv1.AdmissionRequest{
-				UID: types.UID(fmt.Sprintf("drain-%d", i)), Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"},
-				Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"},
-				Name:     g.name, Namespace: g.ns, Operation: admissionv1.Update,
-				UserInfo:  authenticationv1.UserInfo{Username: adminUser},
-				Object:    runtime.RawExtension{Raw: mustMarshal(t, changed)},
-				OldObject: runtime.RawExtension{Raw: mustMarshal(t, old)},
-			},
-		}
-		resp, err := hc.Post(srv.URL+"/validate", "application/json", bytes.NewReader(mustMarshal(t, review)))
+		out, err := sendReview(hc, srv, g.bundledReview(live, changed, fmt.Sprintf("drain-%d", i)))
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
-		var out admissionv1.AdmissionReview
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil || out.Response == nil {
-			return false
-		}
-		if out.Response.Allowed {
+		if out.Allowed {
 			t.Errorf("review %d: the bundled change was allowed", i)
 		}
 		return true
@@ -121,4 +91,75 @@ func TestAuditDrainOnSIGTERM(t *testing.T) {
 	if !bytes.Contains([]byte(srv.Logs()), []byte("audit queue drained")) {
 		t.Error("the stopped server did not log its drain")
 	}
+}
+
+// reviewServer starts a pdguard of the test's own, with the extra flags, that the API
+// server does not call: the test sends it reviews straight to its TLS endpoint with the
+// client returned, and the shared pdguard keeps serving the other tests.
+func (g *guarded) reviewServer(args ...string) (*pdguardproc.Server, *http.Client) {
+	g.t.Helper()
+	srv, err := pdguardproc.Start(g.ctx, env.cp, pdguardproc.Options{
+		Binary: env.binary, SkipRegistration: true,
+		Args: append([]string{"--log-format=json", "--disable-evidence-controller"}, args...),
+	})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(srv.Stop)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(srv.CAPEM)
+	return srv, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// bundledChange is the live StatefulSet and the same with a bundled change.
+func (g *guarded) bundledChange() (live, changed *appsv1.StatefulSet) {
+	live = g.get()
+	changed = live.DeepCopy()
+	bundle(changed)
+	return live, changed
+}
+
+// bundledReview is the validating review of changed over live, against the resourceVersion
+// id (a record of its own per id), from the admin user.
+func (g *guarded) bundledReview(live, changed *appsv1.StatefulSet, id string) admissionv1.AdmissionReview {
+	old := live.DeepCopy()
+	old.ResourceVersion = id
+	return admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: types.UID(id), Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"},
+			Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"},
+			Name:     g.name, Namespace: g.ns, Operation: admissionv1.Update,
+			UserInfo:  authenticationv1.UserInfo{Username: adminUser},
+			Object:    runtime.RawExtension{Raw: mustMarshal(g.t, changed)},
+			OldObject: runtime.RawExtension{Raw: mustMarshal(g.t, old)},
+		},
+	}
+}
+
+// sendReview sends a review to the server's validating webhook and returns its answer.
+func sendReview(hc *http.Client, srv *pdguardproc.Server, review admissionv1.AdmissionReview) (*admissionv1.AdmissionResponse, error) {
+	body, err := json.Marshal(review)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Post(srv.URL+"/validate", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out admissionv1.AdmissionReview
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	if out.Response == nil {
+		return nil, fmt.Errorf("a review without a response")
+	}
+	if out.Response.UID != review.Request.UID {
+		return nil, fmt.Errorf("the response is for request %s, not %s", out.Response.UID, review.Request.UID)
+	}
+	return out.Response, nil
 }

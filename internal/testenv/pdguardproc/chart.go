@@ -41,7 +41,7 @@ type Chart struct {
 	Helm, Dir string
 }
 
-// ChartOf finds the chart beside the binary Build made (<repo>/bin/pdguard) and the helm
+// ChartOf finds the chart beside the binary Build made (<repo>/bin/pdguard-...) and the helm
 // in the control plane's binary directory.
 func ChartOf(cp *controlplane.ControlPlane, binary string) Chart {
 	return Chart{Helm: filepath.Join(cp.BinDir(), "helm"), Dir: filepath.Join(filepath.Dir(filepath.Dir(binary)), "charts", "pdguard")}

@@ -1,0 +1,240 @@
+package evidence
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/pdguard/pdguard/internal/audit"
+	"github.com/pdguard/pdguard/internal/rollout"
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+)
+
+// staleCache serves reads from a snapshot of the objects that lags the writes, as the
+// manager's informer cache does for the moment between a patch and its watch event.
+type staleCache struct {
+	client.Client // writes, and the truth
+	reads         client.Client
+	scheme        *runtime.Scheme
+}
+
+func (s *staleCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return s.reads.Get(ctx, key, obj, opts...)
+}
+
+func (s *staleCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return s.reads.List(ctx, list, opts...)
+}
+
+// catchUp makes the reads show every write so far.
+func (s *staleCache) catchUp(t *testing.T) {
+	t.Helper()
+	var objs []client.Object
+	var pods corev1.PodList
+	var sets appsv1.StatefulSetList
+	if err := s.Client.List(context.Background(), &pods); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client.List(context.Background(), &sets); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		objs = append(objs, &pods.Items[i])
+	}
+	for i := range sets.Items {
+		objs = append(objs, &sets.Items[i])
+	}
+	s.reads = fake.NewClientBuilder().WithScheme(s.scheme).WithObjects(objs...).Build()
+}
+
+// setPod changes the canary pod in both the truth and the reads: a kubelet status update
+// the informer has already delivered, while the verdict patch has not arrived yet.
+func (s *staleCache) setPod(t *testing.T, name string, change func(*corev1.Pod)) {
+	t.Helper()
+	for _, c := range []client.Client{s.Client, s.reads} {
+		var pod corev1.Pod
+		if err := c.Get(context.Background(), types.NamespacedName{Namespace: fixture.Namespace, Name: name}, &pod); err != nil {
+			t.Fatal(err)
+		}
+		change(&pod)
+		want := pod.Status
+		// A client that serves pods' status as a subresource ignores it in Update.
+		if err := c.Update(context.Background(), &pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Status = want
+		_ = c.Status().Update(context.Background(), &pod)
+		var got corev1.Pod
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(&pod), &got); err != nil || got.Status.ContainerStatuses[0].ContainerID != want.ContainerStatuses[0].ContainerID || got.Status.ContainerStatuses[0].Ready != want.ContainerStatuses[0].Ready {
+			t.Fatalf("the pod's status change did not take: %v", err)
+		}
+	}
+}
+
+type verdictRecords struct {
+	mu      sync.Mutex
+	records []audit.Record
+}
+
+func (v *verdictRecords) Record(r audit.Record) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r.Kind == audit.KindVerdict {
+		v.records = append(v.records, r)
+	}
+}
+
+// A canary coming up is reconciled many times (every kubelet status update of the pod
+// triggers one) while the controller's cache still lacks the verdict it just wrote. Each
+// verdict change is one record and one Event, however often the same state is read again.
+func TestOneRecordPerVerdictChangeDespiteAStaleCache(t *testing.T) {
+	sts, objs := canarySet(false)
+	canary := objs[2].(*corev1.Pod)
+	// The canary's container has not started: the kubelet reports it waiting.
+	canary.Status.ContainerStatuses[0].ContainerID = ""
+	canary.Status.ContainerStatuses[0].Ready = false
+	canary.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	for i := range canary.Status.Conditions {
+		if canary.Status.Conditions[i].Type == corev1.PodReady || canary.Status.Conditions[i].Type == corev1.ContainersReady {
+			canary.Status.Conditions[i].Status = corev1.ConditionFalse
+		}
+	}
+	logs := fileLogs{canary.Name: "in-progress.log"}
+	r, c, _ := newReconciler(t, objs, logs, false)
+	cache := &staleCache{Client: c, scheme: c.Scheme()}
+	cache.catchUp(t)
+	r.Client = cache
+	rec := &verdictRecords{}
+	r.Audit = rec
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
+	reconcile := func(times int) {
+		t.Helper()
+		for range times {
+			if _, err := r.Reconcile(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := func(verdicts ...string) {
+		t.Helper()
+		var got []string
+		for _, r := range rec.records {
+			got = append(got, r.Verdict)
+		}
+		if strings.Join(got, ",") != strings.Join(verdicts, ",") {
+			t.Fatalf("verdict records = %v, want %v", got, verdicts)
+		}
+	}
+
+	// Three reconciles before the cache shows the InProgress verdict: one record.
+	reconcile(3)
+	want(rollout.VerdictInProgress)
+	if got := rec.records[0].Message; !strings.Contains(got, "container has not started yet") {
+		t.Errorf("record = %q, want the not-started reason", got)
+	}
+	cache.catchUp(t)
+	reconcile(2)
+	want(rollout.VerdictInProgress)
+
+	// The container starts and replace-profile runs: still InProgress, nothing new to
+	// report, whether or not the cache has the newer verdict yet.
+	started := func(pod *corev1.Pod) {
+		pod.Status.ContainerStatuses[0].ContainerID = "containerd://started"
+		pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-time.Hour))}}
+	}
+	cache.setPod(t, canary.Name, started)
+	reconcile(3)
+	cache.catchUp(t)
+	reconcile(2)
+	want(rollout.VerdictInProgress)
+
+	// The migration finishes and the pod is Ready: one Succeeded record, read again and
+	// again through a cache that shows the older InProgress verdict.
+	logs[canary.Name] = "success-migration.log"
+	cache.setPod(t, canary.Name, func(pod *corev1.Pod) {
+		pod.Status.ContainerStatuses[0].Ready = true
+		for i := range pod.Status.Conditions {
+			if pod.Status.Conditions[i].Type == corev1.PodReady || pod.Status.Conditions[i].Type == corev1.ContainersReady {
+				pod.Status.Conditions[i].Status = corev1.ConditionTrue
+				pod.Status.Conditions[i].LastTransitionTime = metav1.NewTime(now.Add(-time.Hour))
+			}
+		}
+	})
+	reconcile(4)
+	want(rollout.VerdictInProgress, rollout.VerdictSucceeded)
+	cache.catchUp(t)
+	reconcile(2)
+	want(rollout.VerdictInProgress, rollout.VerdictSucceeded)
+
+	// The verdicts written are what the records say.
+	var pod corev1.Pod
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &pod); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rollout.ReadVerdict(&pod); err != nil || v == nil || v.Verdict != rollout.VerdictSucceeded || v.ContainerID != "containerd://started" {
+		t.Errorf("verdict on the pod = %+v (%v), want Succeeded for the started container", v, err)
+	}
+
+	// Each record is its own Event: distinct notes, and the Succeeded one is Normal.
+	seen := map[string]bool{}
+	for i := range rec.records {
+		e, ok := audit.EventFor(&rec.records[i])
+		if !ok || e.Type != corev1.EventTypeNormal {
+			t.Errorf("record %d has Event %+v (ok %v), want a Normal one", i, e, ok)
+		}
+		if seen[e.Reason+e.Note] {
+			t.Errorf("two Events %s %q", e.Reason, e.Note)
+		}
+		seen[e.Reason+e.Note] = true
+	}
+}
+
+// Without the controller's memory of what it wrote, a stale read does mean a second
+// write: a verdict removed by hand is written again once the memory has expired.
+func TestARemovedVerdictIsWrittenAgainOnceTheMemoryExpires(t *testing.T) {
+	sts, objs := canarySet(false)
+	canary := objs[2].(*corev1.Pod)
+	r, c, _ := newReconciler(t, objs, fileLogs{canary.Name: "in-progress.log"}, false)
+	rec := &verdictRecords{}
+	r.Audit = rec
+	clock := now
+	r.Now = func() time.Time { return clock }
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var pod corev1.Pod
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &pod); err != nil {
+		t.Fatal(err)
+	}
+	delete(pod.Annotations, rollout.ReplaceProfileAnnotation)
+	if err := c.Update(context.Background(), &pod); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Get(context.Background(), client.ObjectKeyFromObject(canary), &pod)
+	if _, ok := pod.Annotations[rollout.ReplaceProfileAnnotation]; ok {
+		t.Fatal("the verdict was written again within a second, as if the cache were stale forever: the memory is not used")
+	}
+	clock = clock.Add(2 * writtenFor)
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Get(context.Background(), client.ObjectKeyFromObject(canary), &pod)
+	if _, ok := pod.Annotations[rollout.ReplaceProfileAnnotation]; !ok {
+		t.Error("the removed verdict was not written again after the memory expired")
+	}
+}
