@@ -41,7 +41,7 @@ type Chart struct {
 	Helm, Dir string
 }
 
-// ChartOf finds the chart beside the binary Build made (<repo>/bin/pdguard) and the helm
+// ChartOf finds the chart beside the binary Build made (<repo>/bin/pdguard-...) and the helm
 // in the control plane's binary directory.
 func ChartOf(cp *controlplane.ControlPlane, binary string) Chart {
 	return Chart{Helm: filepath.Join(cp.BinDir(), "helm"), Dir: filepath.Join(filepath.Dir(filepath.Dir(binary)), "charts", "pdguard")}
@@ -162,25 +162,39 @@ func InstallIdentity(ctx context.Context, cp *controlplane.ControlPlane, chart C
 	if sa == "" {
 		return nil, errors.New("the chart rendered no ServiceAccount")
 	}
-	hour := int64(24 * 3600)
-	tok, err := cs.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	path, err := TokenKubeconfig(ctx, cp, Namespace, sa)
 	if err != nil {
-		return nil, fmt.Errorf("token for ServiceAccount %s/%s: %w", Namespace, sa, err)
+		return nil, err
+	}
+	return &Identity{Namespace: Namespace, User: "system:serviceaccount:" + Namespace + ":" + sa, Kubeconfig: path}, nil
+}
+
+// TokenKubeconfig writes a kubeconfig holding a token of the ServiceAccount namespace/sa,
+// as a pod of that account gets mounted, with namespace as its default namespace.
+func TokenKubeconfig(ctx context.Context, cp *controlplane.ControlPlane, namespace, sa string) (string, error) {
+	cs, err := kubernetes.NewForConfig(cp.RESTConfig())
+	if err != nil {
+		return "", err
+	}
+	hour := int64(24 * 3600)
+	tok, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for ServiceAccount %s/%s: %w", namespace, sa, err)
 	}
 	config := clientcmdapi.NewConfig()
 	config.Clusters["pdguard"] = &clientcmdapi.Cluster{Server: cp.Host(), CertificateAuthorityData: cp.CAPEM()}
 	config.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	config.Contexts[sa] = &clientcmdapi.Context{Cluster: "pdguard", AuthInfo: sa, Namespace: Namespace}
+	config.Contexts[sa] = &clientcmdapi.Context{Cluster: "pdguard", AuthInfo: sa, Namespace: namespace}
 	config.CurrentContext = sa
-	f, err := os.CreateTemp(cp.WorkDir(), "pdguard-sa-*.kubeconfig")
+	f, err := os.CreateTemp(cp.WorkDir(), "sa-"+sa+"-*.kubeconfig")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	f.Close()
 	if err := clientcmd.WriteToFile(*config, f.Name()); err != nil {
-		return nil, err
+		return "", err
 	}
-	return &Identity{Namespace: Namespace, User: "system:serviceaccount:" + Namespace + ":" + sa, Kubeconfig: f.Name()}, nil
+	return f.Name(), nil
 }
 
 // harnessFlags are the serve flags Start sets itself: where to listen, the cert dir and

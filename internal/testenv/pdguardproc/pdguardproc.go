@@ -6,7 +6,9 @@ package pdguardproc
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -23,10 +25,17 @@ import (
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 )
 
-// Build compiles ./cmd/webhook into <repo>/bin/pdguard. Go's build cache makes a rebuild
-// with no change cost about a second.
+// Build compiles ./cmd/webhook into <repo>/bin/pdguard-<checkout>. Go's build cache makes
+// a rebuild with no change cost about a second. bin may be one directory shared by several
+// checkouts of the repository (a symlink), so the name says whose source it was built from
+// and a run in one checkout never execs a binary another just replaced.
 func Build(ctx context.Context, repoRoot string) (string, error) {
-	out := filepath.Join(repoRoot, "bin", "pdguard")
+	abs, err := filepath.Abs(repoRoot)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	out := filepath.Join(repoRoot, "bin", "pdguard-"+filepath.Base(abs)+"-"+hex.EncodeToString(sum[:4]))
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/webhook")
 	cmd.Dir = repoRoot
 	if b, err := cmd.CombinedOutput(); err != nil {
