@@ -50,15 +50,39 @@ func ChartOf(cp *controlplane.ControlPlane, binary string) Chart {
 // Render runs helm template for Release in Namespace and returns the objects it made.
 // show limits it to those template files (empty: all of them).
 func (c Chart) Render(ctx context.Context, values []string, show ...string) ([]*unstructured.Unstructured, error) {
+	args := []string{"template", Release, c.Dir, "-n", Namespace}
+	for _, s := range show {
+		args = append(args, "--show-only", s)
+	}
+	out, err := c.helm(ctx, args, values)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeObjects(out)
+}
+
+// Notes returns the NOTES.txt helm install prints for Release in Namespace, rendered with
+// values by a client-side dry run (helm template leaves NOTES out).
+func (c Chart) Notes(ctx context.Context, values []string) (string, error) {
+	out, err := c.helm(ctx, []string{"install", Release, c.Dir, "-n", Namespace, "--dry-run=client"}, values)
+	if err != nil {
+		return "", err
+	}
+	_, notes, found := strings.Cut(string(out), "\nNOTES:\n")
+	if !found {
+		return "", fmt.Errorf("helm install --dry-run printed no NOTES:\n%s", out)
+	}
+	return notes, nil
+}
+
+// helm runs the chart's helm with values (--set) in a throwaway home, away from any
+// kubeconfig.
+func (c Chart) helm(ctx context.Context, args, values []string) ([]byte, error) {
 	home, err := os.MkdirTemp("", "pdguard-helm-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(home)
-	args := []string{"template", Release, c.Dir, "-n", Namespace}
-	for _, s := range show {
-		args = append(args, "--show-only", s)
-	}
 	for _, v := range values {
 		args = append(args, "--set", v)
 	}
@@ -74,7 +98,7 @@ func (c Chart) Render(ctx context.Context, values []string, show ...string) ([]*
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
 	}
-	return DecodeObjects(out.Bytes())
+	return out.Bytes(), nil
 }
 
 // DecodeObjects splits YAML or JSON documents into objects.
