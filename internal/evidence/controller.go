@@ -143,6 +143,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			continue
 		}
 		v, err := r.judgePod(ctx, &sts, state, p, from)
+		if errors.Is(err, errStalePod) {
+			// The pod's change that made the cache stale triggers the next judgement.
+			log.V(1).Info("pod changed since it was read; judging it again", "pod", p.Name)
+			recheck = true
+			continue
+		}
 		if err != nil {
 			log.Error(err, "judging canary pod", "pod", p.Name)
 			recheck = true
@@ -319,18 +325,31 @@ func orUnknown(s string) string {
 }
 
 // writeVerdict patches only the annotation, so it never races the kubelet's status writes.
+// errStalePod: the pod changed after the cache gave it to the controller.
+var errStalePod = errors.New("pod changed since it was read")
+
 func (r *Reconciler) writeVerdict(ctx context.Context, pod *corev1.Pod, v rollout.Verdict) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{rollout.ReplaceProfileAnnotation: string(raw)}}})
+	// The resourceVersion makes the patch conditional: a verdict judged from a cached pod
+	// that is already out of date (this controller's own last write not seen yet, another
+	// replica's) is refused, and the fresh pod is judged again, so one verdict is written
+	// and reported once.
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": pod.ResourceVersion,
+		"annotations":     map[string]string{rollout.ReplaceProfileAnnotation: string(raw)},
+	}})
 	if err != nil {
 		return err
 	}
 	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
+		}
+		if apierrors.IsConflict(err) {
+			return errStalePod
 		}
 		return fmt.Errorf("writing verdict on %s/%s: %w", pod.Namespace, pod.Name, err)
 	}

@@ -3,6 +3,7 @@ package evidence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -279,5 +280,37 @@ func TestAForgedVerdictIsReplacedAndReported(t *testing.T) {
 	notes := strings.Join(ev.notes, "\n")
 	if !strings.Contains(notes, "Warning ForgedVerdict") || !strings.Contains(notes, "written by ") || !strings.Contains(notes, "no pdguard signature") {
 		t.Errorf("events = %s, want a ForgedVerdict warning naming the writer and why", notes)
+	}
+}
+
+// A verdict judged from a pod that changed since it was read (a cache behind the
+// controller's own write) is not written over the fresh pod, nor reported again.
+func TestAStalePodIsNotWritten(t *testing.T) {
+	sts, objs := canarySet(false)
+	r, c, ev := newReconciler(t, objs, fileLogs{}, false)
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}
+	var stale corev1.Pod
+	if err := c.Get(ctx, key, &stale); err != nil {
+		t.Fatal(err)
+	}
+	fresh := stale.DeepCopy()
+	fresh.Annotations = map[string]string{rollout.ReplaceProfileAnnotation: `{"verdict":"Succeeded"}`}
+	if err := c.Update(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	err := r.writeVerdict(ctx, &stale, rollout.Verdict{Verdict: rollout.VerdictSucceeded, Reason: "again"})
+	if !errors.Is(err, errStalePod) {
+		t.Fatalf("writing over a changed pod: got %v, want errStalePod", err)
+	}
+	var got corev1.Pod
+	if err := c.Get(ctx, key, &got); err != nil {
+		t.Fatal(err)
+	}
+	if a := got.Annotations[rollout.ReplaceProfileAnnotation]; a != `{"verdict":"Succeeded"}` {
+		t.Errorf("the fresh pod's verdict was overwritten: %s", a)
+	}
+	if len(ev.notes) != 0 {
+		t.Errorf("reported: %q", ev.notes)
 	}
 }
