@@ -4,22 +4,17 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
@@ -50,41 +45,10 @@ func TestNamespacesMode(t *testing.T) {
 	}
 	values := []string{"certManager.enabled=false", "fullnameOverride=" + name, "rbac.namespaces={" + nsA + "," + nsB + "}",
 		`guard.selector.app\.kubernetes\.io/name=` + namespacesName}
-	chart := pdguardproc.ChartOf(env.cp, env.binary)
-	id, err := pdguardproc.InstallIdentity(ctx, env.cp, chart, values...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.cp.RESTConfig(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretObjs, err := chart.Render(ctx, values, "templates/certificates.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pdguardproc.Apply(ctx, c, secretObjs, false); err != nil {
-		t.Fatal(err)
-	}
-	args, err := chart.ServeArgs(ctx, values, "--cert-dns-names=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !anyMentions(args, "--watch-namespaces="+nsA+","+nsB) {
-		t.Fatalf("the chart's args do not scope pdguard to the namespaces: %q", args)
-	}
-	args = append(args, "--cert-dns-names=localhost",
+	srv, id := startSelfManaged(t, name, values, nil,
 		"--leader-election-namespace="+pdguardproc.Namespace, "--soak="+serveSoak, "--evidence-recheck="+serveRecheck)
-	certDir := filepath.Join(t.TempDir(), "serving-certs")
-	mountCtx, unmount := context.WithCancel(ctx)
-	writes, err := pdguardproc.MountSecret(mountCtx, env.admin, pdguardproc.Namespace, name+"-tls", certDir, 200*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { unmount(); <-writes }()
-	srv, err := pdguardproc.Start(ctx, env.cp, pdguardproc.Options{Binary: env.binary, Args: args, Identity: id, CertDir: certDir, SkipRegistration: true})
-	if err != nil {
-		t.Fatal(err)
+	if !strings.Contains(strings.Join(srv.Args(), " "), "--watch-namespaces="+nsA+","+nsB) {
+		t.Fatalf("the chart's args do not scope pdguard to the namespaces: %q", srv.Args())
 	}
 	stopped := false
 	defer func() {
@@ -127,33 +91,7 @@ func TestNamespacesMode(t *testing.T) {
 	g.waitEvent("ReplaceProfileVerdict", func(e eventsv1.Event) bool { return strings.Contains(e.Note, "replace-profile Succeeded") })
 
 	// The chart's write policy for this release, bound to these namespaces only.
-	objs, err := chart.Render(ctx, values, "templates/write-policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var policy admissionregistrationv1.ValidatingAdmissionPolicy
-	var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	for _, o := range objs {
-		var into any = &policy
-		if o.GetKind() == "ValidatingAdmissionPolicyBinding" {
-			into = &binding
-		}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, into); err != nil {
-			t.Fatal(err)
-		}
-	}
-	binding.Spec.MatchResources = &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{policyLabel: "on"}}}
-	ar := env.admin.AdmissionregistrationV1()
-	if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, &policy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, &binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = ar.ValidatingAdmissionPolicyBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
-		_ = ar.ValidatingAdmissionPolicies().Delete(context.Background(), policy.Name, metav1.DeleteOptions{})
-	})
+	installWritePolicy(t, values, policyLabel)
 	cfg, err := clientcmd.BuildConfigFromFlags("", id.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -110,6 +110,39 @@ func (p *readyProxy) waitRouted(ctx context.Context, i int) error {
 
 func (p *readyProxy) close() { p.l.Close(); p.wg.Wait() }
 
+// startReplicas starts two `webhook serve` replicas with args behind a readyProxy and
+// registers webhooks named name for the labels selector at the proxy's address; all of it
+// ends with the test.
+func startReplicas(t *testing.T, args []string, name string, selector map[string]string) ([]*pdguardproc.Server, *readyProxy) {
+	t.Helper()
+	ctx := t.Context()
+	var replicas []*pdguardproc.Server
+	var caBundle []byte
+	for range 2 {
+		srv, err := pdguardproc.Start(ctx, env.cp, pdguardproc.Options{Binary: env.binary, Args: args, SkipRegistration: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Stop)
+		replicas = append(replicas, srv)
+		caBundle = append(caBundle, srv.CAPEM...)
+	}
+	proxyCtx, stopProxy := context.WithCancel(ctx)
+	proxy, err := startReadyProxy(proxyCtx, replicas...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopProxy(); proxy.close() })
+	if err := env.cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{
+		Name: name, URL: "https://" + proxy.l.Addr().String(), CABundle: caBundle, Selector: selector,
+		MutatingFailurePolicy:   admissionregistrationv1.Ignore,
+		ValidatingFailurePolicy: admissionregistrationv1.Fail,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return replicas, proxy
+}
+
 // TestRollingRestart: two `webhook serve` replicas behind one address; each in turn is
 // stopped with SIGTERM and started again, several times, while StatefulSet updates (tag
 // changes and unrelated changes) run through the API server. Not one may fail or be
@@ -122,31 +155,7 @@ func TestRollingRestart(t *testing.T) {
 		"--log-format=json", "--shutdown-drain=2s", "--shutdown-timeout=5s", "--disable-evidence-controller",
 		"--selector=" + selectorLabel + "=" + selectorValue + "," + laneLabel + "=" + restartLane,
 	}
-	var replicas []*pdguardproc.Server
-	var caBundle []byte
-	for range 2 {
-		srv, err := pdguardproc.Start(ctx, env.cp, pdguardproc.Options{Binary: env.binary, Args: args, SkipRegistration: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Stop()
-		replicas = append(replicas, srv)
-		caBundle = append(caBundle, srv.CAPEM...)
-	}
-	proxyCtx, stopProxy := context.WithCancel(ctx)
-	proxy, err := startReadyProxy(proxyCtx, replicas...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stopProxy(); proxy.close() }()
-	if err := env.cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{
-		Name: "pdguard-restart", URL: "https://" + proxy.l.Addr().String(), CABundle: caBundle,
-		Selector:                map[string]string{selectorLabel: selectorValue, laneLabel: restartLane},
-		MutatingFailurePolicy:   admissionregistrationv1.Ignore,
-		ValidatingFailurePolicy: admissionregistrationv1.Fail,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	replicas, proxy := startReplicas(t, args, "pdguard-restart", map[string]string{selectorLabel: selectorValue, laneLabel: restartLane})
 	live, err := laneStatefulSet(ctx, "rolling-restart", restartLane)
 	if err != nil {
 		t.Fatal(err)

@@ -4,18 +4,15 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/pdguard/pdguard/internal/rollout"
-	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 )
@@ -50,31 +47,7 @@ func TestRollingRestartKeepsVerdicts(t *testing.T) {
 		"--soak=" + serveSoak, "--evidence-recheck=" + serveRecheck,
 		"--selector=" + selectorLabel + "=" + verdictRestartName,
 	}
-	var replicas []*pdguardproc.Server
-	var caBundle []byte
-	for range 2 {
-		srv, err := pdguardproc.Start(ctx, env.cp, pdguardproc.Options{Binary: env.binary, Args: args, SkipRegistration: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Stop()
-		replicas = append(replicas, srv)
-		caBundle = append(caBundle, srv.CAPEM...)
-	}
-	proxyCtx, stopProxy := context.WithCancel(ctx)
-	proxy, err := startReadyProxy(proxyCtx, replicas...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stopProxy(); proxy.close() }()
-	if err := env.cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{
-		Name: "pdguard-" + verdictRestartLane, URL: "https://" + proxy.l.Addr().String(), CABundle: caBundle,
-		Selector:                map[string]string{selectorLabel: verdictRestartName},
-		MutatingFailurePolicy:   admissionregistrationv1.Ignore,
-		ValidatingFailurePolicy: admissionregistrationv1.Fail,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	replicas, proxy := startReplicas(t, args, "pdguard-"+verdictRestartLane, map[string]string{selectorLabel: verdictRestartName})
 
 	// Each replica in turn SIGTERMed and started again, the next only once the last is
 	// routed to again: the leader is among them, so the lease moves every time.

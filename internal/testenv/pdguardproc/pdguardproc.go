@@ -221,6 +221,9 @@ func (s *Server) waitReady(ctx context.Context, url string) error {
 	}
 }
 
+// Args are the command line the server runs with.
+func (s *Server) Args() []string { return append([]string{}, s.args...) }
+
 // Logs returns what the server has logged so far.
 func (s *Server) Logs() string {
 	b, _ := os.ReadFile(s.LogPath)
