@@ -274,7 +274,12 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if r.Key != nil {
 		r.Key.Sign(pod, &v)
 	}
-	if err := r.writeVerdict(ctx, pod, v); err != nil {
+	// A write sent when the stop signal ends the reconcile may still land, and then the
+	// next leader finds the verdict already there and does not report it: the write and
+	// its record finish on a context the stop does not cancel, bounded by writeTimeout.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if err := r.writeVerdict(wctx, pod, v); err != nil {
 		return rollout.Verdict{}, err
 	}
 	p.Record(v)
@@ -325,6 +330,9 @@ func orUnknown(s string) string {
 }
 
 // writeVerdict patches only the annotation, so it never races the kubelet's status writes.
+// writeTimeout bounds a verdict write that outlives the stop signal.
+const writeTimeout = 10 * time.Second
+
 // errStalePod: the pod changed after the cache gave it to the controller.
 var errStalePod = errors.New("pod changed since it was read")
 
