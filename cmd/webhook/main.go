@@ -61,7 +61,7 @@ func newRootCommand() *cobra.Command {
 		}
 		return nil
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newAuditCommand(), newPolicyCommand(), newVersionCommand(), newStatusCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newScanLogCommand(), newCertsCommand(), newReportCommand(), newAuditCommand(), newPolicyCommand(), newVersionCommand(), newStatusCommand(), newSelftestCommand())
 	return root
 }
 

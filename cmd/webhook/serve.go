@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,6 +38,7 @@ type serveFlags struct {
 	probeAddr        string
 	leaderElect      bool
 	leaderElectionNS string
+	leaderElectionID string
 	namespace        string
 	verdictKeySecret string
 	logFormat        string
@@ -49,6 +49,7 @@ type serveFlags struct {
 	certs            certFlags
 	scope            scopeFlags
 	metricsSecure    bool
+	http2            bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -78,6 +79,7 @@ func newServeCommand() *cobra.Command {
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one leader for the evidence controller; every replica serves admission")
+	fs.StringVar(&f.leaderElectionID, "leader-election-id", "pdguard-evidence.pdguard.io", "name of the leader election lease; releases in one namespace need their own (the chart uses RELEASE-evidence)")
 	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	fs.StringVar(&f.namespace, "namespace", "", "namespace of pdguard's own Secret and lease (default: the pod's namespace, POD_NAMESPACE)")
 	fs.StringVar(&f.verdictKeySecret, "verdict-key-secret", "pdguard-verdict-key", "Secret holding the key that signs replace-profile verdicts; created with a random key when absent")
@@ -88,6 +90,7 @@ func newServeCommand() *cobra.Command {
 	f.shutdown.register(fs)
 	f.certs.register(fs)
 	f.scope.register(fs)
+	fs.BoolVar(&f.http2, "http2", true, "offer HTTP/2 on the webhook port besides HTTP/1.1: a stopping replica then tells the API server with GOAWAY, which retries elsewhere what it had not sent; false: HTTP/1.1 only")
 	fs.BoolVar(&f.metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, each scrape authenticated (TokenReview) and authorized (SubjectAccessReview, GET /metrics); false: plain HTTP")
 	return cmd
 }
@@ -151,22 +154,20 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("no Kubernetes client configuration (in-cluster, --kubeconfig or KUBECONFIG): %w", err)
 	}
-	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
-		c.MinVersion = tls.VersionTLS12
-		// HTTP/2 stays off: its rapid-reset and stream-multiplexing attacks (CVE-2023-44487,
-		// CVE-2023-39325) hit webhook servers, and the API server speaks HTTP/1.1 to them.
-		c.NextProtos = []string{"http/1.1"}
-	}}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsOptions(f.metricsAddr, f.metricsSecure, tlsOpts),
+		Metrics:                 metricsOptions(f.metricsAddr, f.metricsSecure, tlsOptions(false)),
 		HealthProbeBindAddress:  f.probeAddr,
 		LeaderElection:          f.leaderElect,
-		LeaderElectionID:        "pdguard-evidence.pdguard.io",
+		LeaderElectionID:        f.leaderElectionID,
 		LeaderElectionNamespace: f.leaderElectionNS,
-		GracefulShutdownTimeout: &f.shutdown.timeout,
-		WebhookServer:           drain.server(f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts}), f.certDir, log)),
-		Cache:                   cacheOptions(sel, f.scope.cacheNamespaces()),
+		// A stopping leader hands the lease back, so the evidence controller moves to
+		// another replica within a retry period instead of a lease duration. Safe: serve
+		// returns, and the process exits, once the manager has stopped.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &f.shutdown.timeout,
+		WebhookServer:                 drain.server(f.certs.server(crwebhook.NewServer(crwebhook.Options{Host: f.host, Port: f.port, CertDir: f.certDir, TLSOpts: tlsOptions(f.http2)}), f.certDir, log)),
+		Cache:                         cacheOptions(sel, f.scope.cacheNamespaces()),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

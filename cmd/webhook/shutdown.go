@@ -78,7 +78,8 @@ func (d *drainer) Serving(signal context.Context, log logr.Logger) context.Conte
 
 // server makes every webhook handler answer with Connection: close once the drain has
 // begun, so the API server moves its kept-alive connections to replicas that stay
-// instead of finding them closed under a request when this one stops.
+// instead of finding them closed under a request when this one stops. Over HTTP/2, Go's
+// server turns that header into a graceful GOAWAY on the connection.
 func (d *drainer) server(srv crwebhook.Server) crwebhook.Server {
 	return &drainingServer{Server: srv, d: d}
 }

@@ -150,6 +150,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			continue
 		}
 		v, err := r.judgePod(ctx, &sts, state, p, from)
+		if errors.Is(err, errStalePod) {
+			// The pod's change that made the cache stale triggers the next judgement.
+			log.V(1).Info("pod changed since it was read; judging it again", "pod", p.Name)
+			recheck = true
+			continue
+		}
 		if err != nil {
 			log.Error(err, "judging canary pod", "pod", p.Name)
 			recheck = true
@@ -289,7 +295,12 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if r.Key != nil {
 		r.Key.Sign(pod, &v)
 	}
-	if err := r.writeVerdict(ctx, pod, v); err != nil {
+	// A write sent when the stop signal ends the reconcile may still land, and then the
+	// next leader finds the verdict already there and does not report it: the write and
+	// its record finish on a context the stop does not cancel, bounded by writeTimeout.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if err := r.writeVerdict(wctx, pod, v); err != nil {
 		return rollout.Verdict{}, err
 	}
 	r.written.remember(pod.UID, v, r.Now())
@@ -376,18 +387,34 @@ func orUnknown(s string) string {
 }
 
 // writeVerdict patches only the annotation, so it never races the kubelet's status writes.
+// writeTimeout bounds a verdict write that outlives the stop signal.
+const writeTimeout = 10 * time.Second
+
+// errStalePod: the pod changed after the cache gave it to the controller.
+var errStalePod = errors.New("pod changed since it was read")
+
 func (r *Reconciler) writeVerdict(ctx context.Context, pod *corev1.Pod, v rollout.Verdict) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{rollout.ReplaceProfileAnnotation: string(raw)}}})
+	// The resourceVersion makes the patch conditional: a verdict judged from a cached pod
+	// that is already out of date (this controller's own last write not seen yet, another
+	// replica's) is refused, and the fresh pod is judged again, so one verdict is written
+	// and reported once.
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": pod.ResourceVersion,
+		"annotations":     map[string]string{rollout.ReplaceProfileAnnotation: string(raw)},
+	}})
 	if err != nil {
 		return err
 	}
 	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
+		}
+		if apierrors.IsConflict(err) {
+			return errStalePod
 		}
 		return fmt.Errorf("writing verdict on %s/%s: %w", pod.Namespace, pod.Name, err)
 	}

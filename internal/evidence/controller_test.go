@@ -3,6 +3,7 @@ package evidence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -356,4 +357,36 @@ func canaryVerdict(t *testing.T, c client.Client, ns string) (*rollout.Verdict, 
 		t.Fatalf("no verdict on the canary pod: %v", err)
 	}
 	return v, pod
+}
+
+// A verdict judged from a pod that changed since it was read (a cache behind the
+// controller's own write) is not written over the fresh pod, nor reported again.
+func TestAStalePodIsNotWritten(t *testing.T) {
+	sts, objs := canarySet(false)
+	r, c, ev := newReconciler(t, objs, fileLogs{}, false)
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: sts.Namespace, Name: "pd-upgrade-example-pingdirectory-1"}
+	var stale corev1.Pod
+	if err := c.Get(ctx, key, &stale); err != nil {
+		t.Fatal(err)
+	}
+	fresh := stale.DeepCopy()
+	fresh.Annotations = map[string]string{rollout.ReplaceProfileAnnotation: `{"verdict":"Succeeded"}`}
+	if err := c.Update(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	err := r.writeVerdict(ctx, &stale, rollout.Verdict{Verdict: rollout.VerdictSucceeded, Reason: "again"})
+	if !errors.Is(err, errStalePod) {
+		t.Fatalf("writing over a changed pod: got %v, want errStalePod", err)
+	}
+	var got corev1.Pod
+	if err := c.Get(ctx, key, &got); err != nil {
+		t.Fatal(err)
+	}
+	if a := got.Annotations[rollout.ReplaceProfileAnnotation]; a != `{"verdict":"Succeeded"}` {
+		t.Errorf("the fresh pod's verdict was overwritten: %s", a)
+	}
+	if len(ev.notes) != 0 {
+		t.Errorf("reported: %q", ev.notes)
+	}
 }

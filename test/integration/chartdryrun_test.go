@@ -66,6 +66,17 @@ func TestChartObjectsDryRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A Pod (the helm test's) is admitted only once its ServiceAccount exists, which a
+		// dry run does not store: the ServiceAccounts are created for real.
+		var accounts []*unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == "ServiceAccount" {
+				accounts = append(accounts, o)
+			}
+		}
+		if err := pdguardproc.Apply(ctx, c, accounts, false); err != nil {
+			t.Fatal(err)
+		}
 		kinds := map[string]int{}
 		eventually(t, ctx, mode.name+" objects accepted with dry run", func() (bool, string) {
 			err := pdguardproc.Apply(ctx, c, objs, true)

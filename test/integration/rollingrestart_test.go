@@ -31,7 +31,10 @@ type readyProxy struct {
 	ready    []atomic.Bool
 	next     atomic.Uint64
 	conns    atomic.Int64
-	wg       sync.WaitGroup
+	// dropped counts connections closed at once because no backend was ready or none
+	// answered: what a Service without ready endpoints does to a caller.
+	dropped atomic.Int64
+	wg      sync.WaitGroup
 }
 
 func startReadyProxy(ctx context.Context, backends ...*pdguardproc.Server) (*readyProxy, error) {
@@ -88,21 +91,31 @@ func (p *readyProxy) forward(c net.Conn) {
 		_, _ = io.Copy(c, up)
 		return
 	}
+	p.dropped.Add(1)
+}
+
+// waitRouted waits until new connections may go to backend i again: a replica that has
+// restarted is in the endpoints. A Deployment's rolling update waits the same way for
+// a new pod before it stops the next one (maxUnavailable 0).
+func (p *readyProxy) waitRouted(ctx context.Context, i int) error {
+	for !p.ready[i].Load() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (p *readyProxy) close() { p.l.Close(); p.wg.Wait() }
 
-// TestRollingRestart: two `webhook serve` replicas behind one address; each in turn is
-// stopped with SIGTERM and started again, several times, while StatefulSet updates (tag
-// changes and unrelated changes) run through the API server. Not one may fail or be
-// admitted without the canary partition.
-func TestRollingRestart(t *testing.T) {
-	t.Parallel()
+// startReplicas starts two `webhook serve` replicas with args behind a readyProxy and
+// registers webhooks named name for the labels selector at the proxy's address; all of it
+// ends with the test.
+func startReplicas(t *testing.T, args []string, name string, selector map[string]string) ([]*pdguardproc.Server, *readyProxy) {
+	t.Helper()
 	ctx := t.Context()
-	args := []string{
-		"--log-format=json", "--shutdown-drain=2s", "--shutdown-timeout=5s", "--disable-evidence-controller",
-		"--selector=" + selectorLabel + "=" + selectorValue + "," + laneLabel + "=" + restartLane,
-	}
 	var replicas []*pdguardproc.Server
 	var caBundle []byte
 	for range 2 {
@@ -110,7 +123,7 @@ func TestRollingRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer srv.Stop()
+		t.Cleanup(srv.Stop)
 		replicas = append(replicas, srv)
 		caBundle = append(caBundle, srv.CAPEM...)
 	}
@@ -119,15 +132,30 @@ func TestRollingRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { stopProxy(); proxy.close() }()
+	t.Cleanup(func() { stopProxy(); proxy.close() })
 	if err := env.cp.RegisterWebhooks(ctx, controlplane.WebhookOptions{
-		Name: "pdguard-restart", URL: "https://" + proxy.l.Addr().String(), CABundle: caBundle,
-		Selector:                map[string]string{selectorLabel: selectorValue, laneLabel: restartLane},
+		Name: name, URL: "https://" + proxy.l.Addr().String(), CABundle: caBundle, Selector: selector,
 		MutatingFailurePolicy:   admissionregistrationv1.Ignore,
 		ValidatingFailurePolicy: admissionregistrationv1.Fail,
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return replicas, proxy
+}
+
+// TestRollingRestart: two `webhook serve` replicas behind one address; each in turn is
+// stopped with SIGTERM and started again, several times, while StatefulSet updates (tag
+// changes and unrelated changes) run through the API server. Not one may fail or be
+// admitted without the canary partition. The address passes TLS through (L4, as
+// kube-proxy does), so the API server and pdguard agree on HTTP/2 by ALPN.
+func TestRollingRestart(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	args := []string{
+		"--log-format=json", "--shutdown-drain=2s", "--shutdown-timeout=5s", "--disable-evidence-controller",
+		"--selector=" + selectorLabel + "=" + selectorValue + "," + laneLabel + "=" + restartLane,
+	}
+	replicas, proxy := startReplicas(t, args, "pdguard-restart", map[string]string{selectorLabel: selectorValue, laneLabel: restartLane})
 	live, err := laneStatefulSet(ctx, "rolling-restart", restartLane)
 	if err != nil {
 		t.Fatal(err)
@@ -147,24 +175,20 @@ func TestRollingRestart(t *testing.T) {
 				close(stop)
 				t.Fatalf("round %d, replica %d: %v", round, i, err)
 			}
+			if err := proxy.waitRouted(ctx, i); err != nil {
+				close(stop)
+				t.Fatalf("round %d, replica %d never routed to after its restart: %v", round, i, err)
+			}
 		}
 	}
 	close(stop)
 	counts.wait()
-	t.Logf("rolling restart: %d rounds of SIGTERM and start for each of 2 replicas in %s, %d proxied connections; %s",
-		rounds, time.Since(began).Round(time.Millisecond), proxy.conns.Load(), counts)
-	// An unguarded admission breaks the guard. A failed one (the fail-closed webhook refusing
-	// a write) is a cost, not a breach: a keep-alive connection the API server reuses just
-	// as a stopping replica closes it still ends in EOF now and then (16 of 715 in one run),
-	// so failures are printed, and held to a bound, rather than required to be zero.
-	if counts.unguarded > 0 {
-		t.Errorf("admissions unguarded during the rolling restart: %s; first: %q", counts, counts.firstFailures)
-	}
-	if total := counts.tagChanges + counts.otherChanges; counts.failed*10 > total {
-		t.Errorf("more than 1 in 10 admissions failed during the rolling restart: %s; first: %q", counts, counts.firstFailures)
-	}
-	if counts.failed > 0 {
-		logf("rolling restart: %d of %d admissions failed (EOF on a closing connection): %q", counts.failed, counts.tagChanges+counts.otherChanges, counts.firstFailures)
+	t.Logf("rolling restart: %d rounds of SIGTERM and start for each of 2 replicas in %s, %d proxied connections (%d dropped for want of a ready replica); %s",
+		rounds, time.Since(began).Round(time.Millisecond), proxy.conns.Load(), proxy.dropped.Load(), counts)
+	// The webhook offers HTTP/2, so a stopping replica's GOAWAY sends the API server's
+	// retries elsewhere: not one request may fail, and none be admitted unguarded.
+	if counts.failed > 0 || counts.unguarded > 0 {
+		t.Errorf("admissions failed or unguarded during the rolling restart: %s; first: %q", counts, counts.firstFailures)
 	}
 	if counts.tagChanges == 0 {
 		t.Error("no admission request was sent during the restarts")

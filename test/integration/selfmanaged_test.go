@@ -24,17 +24,13 @@ import (
 
 const selfManagedLane = "selfmanaged"
 
-// TestSelfManagedCertificates runs `webhook serve` with the chart's flags for a cluster
-// without cert-manager, as the chart's ServiceAccount with the chart's RBAC: it fills the
-// chart's empty Secret, replaces a wrong caBundle in both webhook configurations with its
-// CA, and the API server calls it over TLS. Then the serving certificate is broken in the
-// Secret while admission requests flow: pdguard issues a new one from the same CA, the
-// mounted files change, the server reloads them, and no request fails.
-func TestSelfManagedCertificates(t *testing.T) {
-	t.Parallel()
+// startSelfManaged starts `webhook serve` for self-managed certificates as the chart
+// rendered with values would (its flags less drop, then extra; its ServiceAccount and
+// RBAC; its empty serving Secret, mounted as the kubelet would), answering for localhost.
+// The mount ends with the test.
+func startSelfManaged(t *testing.T, name string, values, drop []string, extra ...string) (*pdguardproc.Server, *pdguardproc.Identity) {
+	t.Helper()
 	ctx := t.Context()
-	const name = "pdguard-sm"
-	values := []string{"certManager.enabled=false", "fullnameOverride=" + name}
 	chart := pdguardproc.ChartOf(env.cp, env.binary)
 	id, err := pdguardproc.InstallIdentity(ctx, env.cp, chart, values...)
 	if err != nil {
@@ -51,28 +47,40 @@ func TestSelfManagedCertificates(t *testing.T) {
 	if err := pdguardproc.Apply(ctx, c, secretObjs, false); err != nil {
 		t.Fatalf("the chart's serving Secret: %v", err)
 	}
-	args, err := chart.ServeArgs(ctx, values, "--cert-dns-names=", "--selector=")
+	args, err := chart.ServeArgs(ctx, values, append([]string{"--cert-dns-names="}, drop...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = append(args,
-		"--cert-dns-names=localhost",
-		"--selector="+selectorLabel+"="+selectorValue+","+laneLabel+"="+selfManagedLane,
-		"--leader-election-namespace="+pdguardproc.Namespace,
-		"--log-format=json")
-
+	args = append(append(args, "--cert-dns-names=localhost"), extra...)
 	certDir := filepath.Join(t.TempDir(), "serving-certs")
 	mountCtx, unmount := context.WithCancel(ctx)
 	writes, err := pdguardproc.MountSecret(mountCtx, env.admin, pdguardproc.Namespace, name+"-tls", certDir, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { unmount(); <-writes }()
-
+	t.Cleanup(func() { unmount(); <-writes })
 	srv, err := pdguardproc.Start(ctx, env.cp, pdguardproc.Options{Binary: env.binary, Args: args, Identity: id, CertDir: certDir, SkipRegistration: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, id
+}
+
+// TestSelfManagedCertificates runs `webhook serve` with the chart's flags for a cluster
+// without cert-manager, as the chart's ServiceAccount with the chart's RBAC: it fills the
+// chart's empty Secret, replaces a wrong caBundle in both webhook configurations with its
+// CA, and the API server calls it over TLS. Then the serving certificate is broken in the
+// Secret while admission requests flow: pdguard issues a new one from the same CA, the
+// mounted files change, the server reloads them, and no request fails.
+func TestSelfManagedCertificates(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const name = "pdguard-sm"
+	values := []string{"certManager.enabled=false", "fullnameOverride=" + name}
+	srv, id := startSelfManaged(t, name, values, []string{"--selector="},
+		"--selector="+selectorLabel+"="+selectorValue+","+laneLabel+"="+selfManagedLane,
+		"--leader-election-namespace="+pdguardproc.Namespace,
+		"--log-format=json")
 	defer func() {
 		srv.Stop()
 		if lines := srv.Forbidden(); len(lines) > 0 {

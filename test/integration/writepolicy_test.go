@@ -21,13 +21,12 @@ import (
 
 const writePolicyLabel = "pdguard.test/write-policy"
 
-// TestWritePolicyKeepsPdguardToGuardedPods: with the chart's write policy in force,
-// pdguard's own ServiceAccount, which RBAC lets delete any pod, is refused deleting a pod
-// without the guard.selector labels, and still may delete a guarded one.
-func TestWritePolicyKeepsPdguardToGuardedPods(t *testing.T) {
-	t.Parallel()
+// installWritePolicy creates the chart's write policy rendered with values, its binding
+// limited to the namespaces labelled label=on, until the test ends.
+func installWritePolicy(t *testing.T, values []string, label string) {
+	t.Helper()
 	ctx := t.Context()
-	objs, err := pdguardproc.ChartOf(env.cp, env.binary).Render(ctx, nil, "templates/write-policy.yaml")
+	objs, err := pdguardproc.ChartOf(env.cp, env.binary).Render(ctx, values, "templates/write-policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +44,8 @@ func TestWritePolicyKeepsPdguardToGuardedPods(t *testing.T) {
 	if policy.Name == "" || binding.Name == "" {
 		t.Fatalf("the chart rendered no write policy and binding: %d objects", len(objs))
 	}
-	// Only this test's namespace: the other tests show what pdguard does without it.
 	binding.Spec.MatchResources = &admissionregistrationv1.MatchResources{
-		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{writePolicyLabel: "on"}},
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{label: "on"}},
 	}
 	ar := env.admin.AdmissionregistrationV1()
 	if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, &policy, metav1.CreateOptions{}); err != nil {
@@ -61,6 +59,16 @@ func TestWritePolicyKeepsPdguardToGuardedPods(t *testing.T) {
 		_ = ar.ValidatingAdmissionPolicyBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{})
 		_ = ar.ValidatingAdmissionPolicies().Delete(ctx, policy.Name, metav1.DeleteOptions{})
 	})
+}
+
+// TestWritePolicyKeepsPdguardToGuardedPods: with the chart's write policy in force,
+// pdguard's own ServiceAccount, which RBAC lets delete any pod, is refused deleting a pod
+// without the guard.selector labels, and still may delete a guarded one.
+func TestWritePolicyKeepsPdguardToGuardedPods(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	// Only this test's namespace: the other tests show what pdguard does without it.
+	installWritePolicy(t, nil, writePolicyLabel)
 
 	ns := "write-policy"
 	if _, err := env.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{writePolicyLabel: "on"}}}, metav1.CreateOptions{}); err != nil {

@@ -193,3 +193,33 @@ clientConfig:
   verbs: ["get", "create", "update"]
 {{- end }}
 {{- end }}
+
+{{/* The image of the helm test's StatefulSet, at a tag; it never runs (0 replicas). */}}
+{{- define "pdguard.selftestImage" -}}
+pingidentity/pingdirectory:{{ . }}
+{{- end }}
+
+{{/*
+Namespace of the helm test's StatefulSet: helmTest.namespace, else the first of
+rbac.namespaces, else default. It must be one the webhooks are called for: a namespace
+set by hand that is not fails the render; a derived one that is not (a release installed
+into default) leaves the test out.
+*/}}
+{{- define "pdguard.testNamespace" -}}
+{{- $ns := .Values.helmTest.namespace }}
+{{- $explicit := ne $ns "" }}
+{{- if not $explicit }}
+{{- $ns = ternary (first .Values.rbac.namespaces) "default" (gt (len .Values.rbac.namespaces) 0) }}
+{{- end }}
+{{- $why := "" }}
+{{- if or (eq $ns .Release.Namespace) (has $ns .Values.webhook.excludeNamespaces) }}
+{{- $why = printf "helmTest.namespace %q is not sent to the webhooks (the release namespace and webhook.excludeNamespaces never are): set helmTest.namespace to a namespace pdguard guards" $ns }}
+{{- else if and .Values.rbac.namespaces (not (has $ns .Values.rbac.namespaces)) }}
+{{- $why = printf "helmTest.namespace %q is not in rbac.namespaces, so the webhooks are not called for it: pick one of %s" $ns (join ", " .Values.rbac.namespaces) }}
+{{- end }}
+{{- if and $why $explicit }}
+{{- fail $why }}
+{{- else if not $why }}
+{{- $ns }}
+{{- end }}
+{{- end }}

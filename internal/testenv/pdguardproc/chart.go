@@ -50,15 +50,39 @@ func ChartOf(cp *controlplane.ControlPlane, binary string) Chart {
 // Render runs helm template for Release in Namespace and returns the objects it made.
 // show limits it to those template files (empty: all of them).
 func (c Chart) Render(ctx context.Context, values []string, show ...string) ([]*unstructured.Unstructured, error) {
+	args := []string{"template", Release, c.Dir, "-n", Namespace}
+	for _, s := range show {
+		args = append(args, "--show-only", s)
+	}
+	out, err := c.helm(ctx, args, values)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeObjects(out)
+}
+
+// Notes returns the NOTES.txt helm install prints for Release in Namespace, rendered with
+// values by a client-side dry run (helm template leaves NOTES out).
+func (c Chart) Notes(ctx context.Context, values []string) (string, error) {
+	out, err := c.helm(ctx, []string{"install", Release, c.Dir, "-n", Namespace, "--dry-run=client"}, values)
+	if err != nil {
+		return "", err
+	}
+	_, notes, found := strings.Cut(string(out), "\nNOTES:\n")
+	if !found {
+		return "", fmt.Errorf("helm install --dry-run printed no NOTES:\n%s", out)
+	}
+	return notes, nil
+}
+
+// helm runs the chart's helm with values (--set) in a throwaway home, away from any
+// kubeconfig.
+func (c Chart) helm(ctx context.Context, args, values []string) ([]byte, error) {
 	home, err := os.MkdirTemp("", "pdguard-helm-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(home)
-	args := []string{"template", Release, c.Dir, "-n", Namespace}
-	for _, s := range show {
-		args = append(args, "--show-only", s)
-	}
 	for _, v := range values {
 		args = append(args, "--set", v)
 	}
@@ -74,7 +98,7 @@ func (c Chart) Render(ctx context.Context, values []string, show ...string) ([]*
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
 	}
-	return DecodeObjects(out.Bytes())
+	return out.Bytes(), nil
 }
 
 // DecodeObjects splits YAML or JSON documents into objects.
@@ -162,25 +186,39 @@ func InstallIdentity(ctx context.Context, cp *controlplane.ControlPlane, chart C
 	if sa == "" {
 		return nil, errors.New("the chart rendered no ServiceAccount")
 	}
-	hour := int64(24 * 3600)
-	tok, err := cs.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	path, err := TokenKubeconfig(ctx, cp, Namespace, sa)
 	if err != nil {
-		return nil, fmt.Errorf("token for ServiceAccount %s/%s: %w", Namespace, sa, err)
+		return nil, err
+	}
+	return &Identity{Namespace: Namespace, User: "system:serviceaccount:" + Namespace + ":" + sa, Kubeconfig: path}, nil
+}
+
+// TokenKubeconfig writes a kubeconfig holding a token of the ServiceAccount namespace/sa,
+// as a pod of that account gets mounted, with namespace as its default namespace.
+func TokenKubeconfig(ctx context.Context, cp *controlplane.ControlPlane, namespace, sa string) (string, error) {
+	cs, err := kubernetes.NewForConfig(cp.RESTConfig())
+	if err != nil {
+		return "", err
+	}
+	hour := int64(24 * 3600)
+	tok, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for ServiceAccount %s/%s: %w", namespace, sa, err)
 	}
 	config := clientcmdapi.NewConfig()
 	config.Clusters["pdguard"] = &clientcmdapi.Cluster{Server: cp.Host(), CertificateAuthorityData: cp.CAPEM()}
 	config.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	config.Contexts[sa] = &clientcmdapi.Context{Cluster: "pdguard", AuthInfo: sa, Namespace: Namespace}
+	config.Contexts[sa] = &clientcmdapi.Context{Cluster: "pdguard", AuthInfo: sa, Namespace: namespace}
 	config.CurrentContext = sa
-	f, err := os.CreateTemp(cp.WorkDir(), "pdguard-sa-*.kubeconfig")
+	f, err := os.CreateTemp(cp.WorkDir(), "sa-"+sa+"-*.kubeconfig")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	f.Close()
 	if err := clientcmd.WriteToFile(*config, f.Name()); err != nil {
-		return nil, err
+		return "", err
 	}
-	return &Identity{Namespace: Namespace, User: "system:serviceaccount:" + Namespace + ":" + sa, Kubeconfig: f.Name()}, nil
+	return f.Name(), nil
 }
 
 // harnessFlags are the serve flags Start sets itself: where to listen, the cert dir and

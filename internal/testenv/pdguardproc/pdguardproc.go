@@ -25,17 +25,17 @@ import (
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 )
 
-// Build compiles ./cmd/webhook into <repo>/bin/pdguard-<checkout>, named after the
-// checkout's path: git worktrees of one repository may share a bin directory, and a test
-// run must never start another checkout's binary, rebuilt under it halfway through. Go's build cache makes a rebuild
-// with no change cost about a second.
+// Build compiles ./cmd/webhook into <repo>/bin/pdguard-<checkout>. Go's build cache makes
+// a rebuild with no change cost about a second. bin may be one directory shared by several
+// checkouts of the repository (a symlink), so the name says whose source it was built from
+// and a run in one checkout never execs a binary another just replaced.
 func Build(ctx context.Context, repoRoot string) (string, error) {
 	abs, err := filepath.Abs(repoRoot)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(abs))
-	out := filepath.Join(repoRoot, "bin", "pdguard-"+hex.EncodeToString(sum[:4]))
+	out := filepath.Join(repoRoot, "bin", "pdguard-"+filepath.Base(abs)+"-"+hex.EncodeToString(sum[:4]))
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/webhook")
 	cmd.Dir = repoRoot
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -220,6 +220,9 @@ func (s *Server) waitReady(ctx context.Context, url string) error {
 		}
 	}
 }
+
+// Args are the command line the server runs with.
+func (s *Server) Args() []string { return append([]string{}, s.args...) }
 
 // Logs returns what the server has logged so far.
 func (s *Server) Logs() string {
