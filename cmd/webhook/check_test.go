@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pdguard/pdguard/internal/testenv/unprivileged"
 )
 
 const fixtureDir = "../../internal/testenv/fixture/testdata"
@@ -191,5 +193,34 @@ func TestCheckBadInput(t *testing.T) {
 				t.Errorf("message %q does not say %q", msg, tc.wantMessage)
 			}
 		})
+	}
+}
+
+// A release directory with a subdirectory check may not read is bad input naming it: part
+// of a release must never be checked as the whole.
+func TestCheckUnreadableDirectory(t *testing.T) {
+	if unprivileged.Rerun(t) {
+		return
+	}
+	offline(t)
+	dir := t.TempDir()
+	helm, err := os.ReadFile(filepath.Join(fixtureDir, "statefulset-helm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "statefulset.yaml"), helm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	locked := filepath.Join(dir, "templates")
+	if err := os.Mkdir(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(locked, 0o755) })
+	out, msg, code := runCheck(t, "--new", dir)
+	if code != exitBadInput {
+		t.Fatalf("exit code = %d, want %d\nstdout: %s\nmessage: %s", code, exitBadInput, out, msg)
+	}
+	if want := "reading directory " + locked + ": open " + locked + ": permission denied"; !strings.Contains(msg, want) {
+		t.Errorf("message %q does not say %q", msg, want)
 	}
 }
