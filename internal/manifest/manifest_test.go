@@ -67,7 +67,7 @@ func TestParse(t *testing.T) {
 		"an empty file holds no documents": {in: "", want: []string{}},
 		"only separators":                  {in: "---\n---\n", want: []string{}},
 		"a List is unwrapped into its items, of any kind": {
-			in: "apiVersion: v1\nkind: List\nitems:\n- " + indent(obj("StatefulSet", "ping", "pd")) + "- " + indent(obj("Pod", "ping", "pd-0")),
+			in:   "apiVersion: v1\nkind: List\nitems:\n- " + indent(obj("StatefulSet", "ping", "pd")) + "- " + indent(obj("Pod", "ping", "pd-0")),
 			want: []string{"StatefulSet ping/pd @ in.yaml: document 1, item 1", "Pod ping/pd-0 @ in.yaml: document 1, item 2"},
 		},
 		"a typed list (kubectl get pods -o json) is unwrapped too": {
