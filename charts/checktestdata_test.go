@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-
-	"github.com/pmezard/go-difflib/difflib"
 )
 
 // check's golden tests run on test-chart releases rendered once and committed, so that unit
@@ -49,19 +47,7 @@ func TestCheckTestdataMatchesChart(t *testing.T) {
 		}
 		if !bytes.Equal(got, have) {
 			t.Errorf("%s/%s differs from what the chart renders now: run hack/render-check-testdata.sh and go test ./cmd/webhook -run TestCheckGolden -update\n%s",
-				committed, e.Name(), lineDiff(t, have, got))
+				committed, e.Name(), unifiedDiff(t, "committed", "rendered", have, got))
 		}
 	}
-}
-
-func lineDiff(t *testing.T, committed, rendered []byte) string {
-	t.Helper()
-	diff, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(string(committed)), B: difflib.SplitLines(string(rendered)),
-		FromFile: "committed", ToFile: "rendered", Context: 3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return diff
 }

@@ -32,6 +32,29 @@ func sources(docs []Document) []string {
 	return out
 }
 
+// wantError checks err against the start of the message a table row wants ("" none) and
+// says whether the row goes on to check a result.
+func wantError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Fatalf("error = %v, want %q", err, want)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+func checkDocuments(t *testing.T, docs []Document, want []string) {
+	t.Helper()
+	if got := sources(docs); !slices.Equal(got, want) {
+		t.Errorf("documents:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestParse(t *testing.T) {
 	tests := map[string]struct {
 		in      string
@@ -111,18 +134,10 @@ func TestParse(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			docs, err := Parse([]byte(tc.in), "in.yaml")
-			if tc.wantErr != "" {
-				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
+			if !wantError(t, err, tc.wantErr) {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := sources(docs); !slices.Equal(got, tc.want) {
-				t.Errorf("documents = %q, want %q", got, tc.want)
-			}
+			checkDocuments(t, docs, tc.want)
 		})
 	}
 }
@@ -190,14 +205,8 @@ func TestCollect(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, err := Collect(docs, tc.namespace)
-			if tc.wantErr != "" {
-				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
+			if !wantError(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := []string{}
 			for _, s := range r.StatefulSets {
@@ -312,18 +321,10 @@ func TestRead(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			docs, err := Read(strings.NewReader(tc.stdin), tc.paths...)
-			if tc.wantErr != "" {
-				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
+			if !wantError(t, err, tc.wantErr) {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := sources(docs); !slices.Equal(got, tc.want) {
-				t.Errorf("documents:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
+			checkDocuments(t, docs, tc.want)
 		})
 	}
 }
