@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
 	"github.com/pdguard/pdguard/internal/testenv/unprivileged"
 )
 
@@ -204,13 +205,7 @@ func TestCheckUnreadableDirectory(t *testing.T) {
 	}
 	offline(t)
 	dir := t.TempDir()
-	helm, err := os.ReadFile(filepath.Join(fixtureDir, "statefulset-helm.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "statefulset.yaml"), helm, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeYAML(t, dir, "statefulset.yaml", fixture.HelmTemplate())
 	locked := filepath.Join(dir, "templates")
 	if err := os.Mkdir(locked, 0); err != nil {
 		t.Fatal(err)

@@ -21,15 +21,17 @@ const envKey = "PDGUARD_TEST_UNPRIVILEGED"
 
 // Rerun runs the calling test again in a child process as nobody when the test binary runs
 // as root, and returns true: the child did the test's work and its failure fails t. It
-// returns false where the test should go on itself: not root, or already the child.
+// returns false where the test should go on itself: not root, or already the child. The
+// child runs in a directory of its own, since nobody may not enter the package's: a test
+// that reruns reads no file by a relative path.
 func Rerun(t *testing.T) bool {
 	t.Helper()
 	if os.Geteuid() != 0 || os.Getenv(envKey) == t.Name() {
 		return false
 	}
-	// The go test work directory is root's alone: nobody needs a copy of the binary it
-	// can execute.
-	dir, err := os.MkdirTemp("", "unprivileged-")
+	// The go test work directory and root's TMPDIR may be root's alone: nobody needs a
+	// copy of the binary it can execute, in a directory it can enter.
+	dir, err := os.MkdirTemp("/tmp", "unprivileged-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,8 @@ func Rerun(t *testing.T) bool {
 		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
 	}
 	cmd := exec.Command(bin, "-test.run="+strings.Join(parts, "/"), "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), envKey+"="+t.Name(), "TMPDIR="+os.TempDir(), "HOME="+dir)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), envKey+"="+t.Name(), "TMPDIR=/tmp", "HOME="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
