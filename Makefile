@@ -55,3 +55,9 @@ bench-load: tools
 .PHONY: bench-scale
 bench-scale: tools
 	$(GO) run ./hack/loadtest --mode bench-scale $(BENCHFLAGS)
+
+# The kubectl-pdguard archives for krew and dist/pdguard.yaml with their sha256:
+# make release VERSION=v0.1.0
+.PHONY: release
+release:
+	VERSION=$(VERSION) hack/release.sh

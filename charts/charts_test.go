@@ -985,9 +985,14 @@ func yamlDiff(t *testing.T, want, got any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return unifiedDiff(t, "reference", "rendered", a, b)
+}
+
+func unifiedDiff(t *testing.T, fromName, toName string, from, to []byte) string {
+	t.Helper()
 	diff, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(string(a)), B: difflib.SplitLines(string(b)),
-		FromFile: "reference", ToFile: "rendered", Context: 3,
+		A: difflib.SplitLines(string(from)), B: difflib.SplitLines(string(to)),
+		FromFile: fromName, ToFile: toName, Context: 3,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -116,7 +116,21 @@ func checkGoldenCases() []goldenCase {
 			// The chart sends partition 0 with the same new tag.
 			return []string{"--old", old, "--pods", podFile, "--new", copyVariant(t, dir, helm, "9.0.0.1-latest", newTag)}
 		}},
+		// Whole releases as helm template prints them (hack/render-check-testdata.sh): a
+		// ConfigMap, a Service and the StatefulSet, none with a namespace, and an old release
+		// from git, which carries no status.
+		chartCase("tag", 0),
+		chartCase("bundle", 1),
+		chartCase("unrelated", 0),
 	}
+}
+
+const chartTestdata = "testdata/check/chart"
+
+func chartCase(upgrade string, code int) goldenCase {
+	return goldenCase{name: "chart-" + upgrade, code: code, args: func(t *testing.T, dir string) []string {
+		return []string{"--old", filepath.Join(chartTestdata, "old.yaml"), "--new", filepath.Join(chartTestdata, upgrade+".yaml"), "-n", "ping", "-v"}
+	}}
 }
 
 // copyVariant writes the file into dir with each from->to replacement applied.

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/internal/testenv/unprivileged"
 )
 
 const fixtureDir = "../../internal/testenv/fixture/testdata"
@@ -191,5 +194,95 @@ func TestCheckBadInput(t *testing.T) {
 				t.Errorf("message %q does not say %q", msg, tc.wantMessage)
 			}
 		})
+	}
+}
+
+// A release directory with a subdirectory check may not read is bad input naming it: part
+// of a release must never be checked as the whole.
+func TestCheckUnreadableDirectory(t *testing.T) {
+	if unprivileged.Rerun(t) {
+		return
+	}
+	offline(t)
+	dir := t.TempDir()
+	writeYAML(t, dir, "statefulset.yaml", fixture.HelmTemplate())
+	locked := filepath.Join(dir, "templates")
+	if err := os.Mkdir(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(locked, 0o755) })
+	out, msg, code := runCheck(t, "--new", dir)
+	if code != exitBadInput {
+		t.Fatalf("exit code = %d, want %d\nstdout: %s\nmessage: %s", code, exitBadInput, out, msg)
+	}
+	if want := "reading directory " + locked + ": open " + locked + ": permission denied"; !strings.Contains(msg, want) {
+		t.Errorf("message %q does not say %q", msg, want)
+	}
+}
+
+// The objects of other kinds in a release are counted always and listed only with -v.
+func TestCheckListsIgnoredKindsWithVerbose(t *testing.T) {
+	offline(t)
+	args := []string{"--old", filepath.Join(chartTestdata, "old.yaml"), "--new", filepath.Join(chartTestdata, "tag.yaml")}
+	quiet, msg, code := runCheck(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	verbose, msg, code := runCheck(t, append(args, "-v")...)
+	if code != 0 {
+		t.Fatalf("-v: exit %d: %s", code, msg)
+	}
+	const summary = "2 other object(s) ignored (1 ConfigMap, 1 Service)"
+	listed := []string{"ignored: ConfigMap pd-upgrade-example-pingdirectory-env-vars", "ignored: Service pd-upgrade-example-pingdirectory-cluster"}
+	for _, l := range listed {
+		if strings.Contains(quiet, l) {
+			t.Errorf("without -v the output lists %q:\n%s", l, quiet)
+		}
+		if !strings.Contains(verbose, l) {
+			t.Errorf("with -v the output does not list %q:\n%s", l, verbose)
+		}
+	}
+	if !strings.Contains(quiet, summary) || !strings.Contains(verbose, summary) {
+		t.Errorf("the outputs do not count the ignored objects as %q:\n%s\n%s", summary, quiet, verbose)
+	}
+}
+
+// Manifests without a namespace get -n, else the kubeconfig context's namespace, else
+// default; the cluster is not contacted offline.
+func TestCheckNamespaceDefault(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: u
+  user: {token: t}
+contexts:
+- name: team
+  context: {cluster: c, user: u, namespace: team-a}
+current-context: team
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release := filepath.Join(chartTestdata, "tag.yaml")
+	for _, tc := range []struct {
+		env, want string
+		args      []string
+	}{
+		{env: kubeconfig, want: "team-a"},
+		{env: kubeconfig, args: []string{"-n", "ping"}, want: "ping"},
+		{env: filepath.Join(t.TempDir(), "none"), want: "default"},
+	} {
+		t.Setenv("KUBECONFIG", tc.env)
+		out, msg, code := runCheck(t, append([]string{"--new", release, "-o", "json"}, tc.args...)...)
+		var rep checkReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Objects) != 1 {
+			t.Fatalf("%v: exit %d, %v: %s%s", tc.args, code, err, out, msg)
+		}
+		if o := rep.Objects[0]; o.Namespace != tc.want || o.Operation != "CREATE" {
+			t.Errorf("KUBECONFIG %s, args %v: %s %s/%s, want CREATE in %s", tc.env, tc.args, o.Operation, o.Namespace, o.Name, tc.want)
+		}
 	}
 }

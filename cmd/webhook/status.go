@@ -44,8 +44,8 @@ func newStatusCommand() *cobra.Command {
 		Long: `status shows, per guarded StatefulSet, the stable and update revision and image, the partition,
 each pod's revision, readiness and replace-profile verdict with its age, whether a canary is open,
 what blocks promotion, and the next step: the helm value to change in the same helm upgrade, a
-kubectl command, or wait for the verdict. -w prints again on every change until the rollouts
-settle.`,
+kubectl command, or wait for the verdict. -w reads the cluster every --interval and prints again
+whenever the state changed, until every rollout settles; then it exits 0.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !slices.Contains(statusFormats, o.output) {

@@ -174,13 +174,42 @@ func head(raw []byte, where string) (Document, error) {
 			Namespace string `json:"namespace"`
 		} `json:"metadata"`
 	}
+	if t := jsonType(raw); t != "object" {
+		return Document{}, fmt.Errorf("%s is not a Kubernetes object: it is a %s, want a mapping with apiVersion and kind", where, t)
+	}
 	if err := json.Unmarshal(raw, &h); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return Document{}, fmt.Errorf("%s is not a Kubernetes object: %s is a %s, want a string", where, typeErr.Field, typeErr.Value)
+		}
 		return Document{}, fmt.Errorf("%s is not a Kubernetes object: %w", where, err)
 	}
 	if h.Kind == "" || h.APIVersion == "" {
 		return Document{}, fmt.Errorf("%s is not a Kubernetes object: it has no kind or apiVersion", where)
 	}
 	return Document{APIVersion: h.APIVersion, Kind: h.Kind, Namespace: h.Metadata.Namespace, Name: h.Metadata.Name, Raw: raw, Source: where}, nil
+}
+
+// jsonType names the kind of JSON value raw holds, for messages about a document that is
+// not a mapping.
+func jsonType(raw []byte) string {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 {
+		return "empty document"
+	}
+	switch b[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "sequence"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // Key names a namespaced object.

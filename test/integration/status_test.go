@@ -3,12 +3,15 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -211,4 +214,102 @@ func (g *guarded) eventuallyCheck(file string) liveCheck {
 		return code == 0, stdout
 	})
 	return c
+}
+
+// syncBuffer is a command's stdout, read while the command still writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// `status -w` started during an open canary prints each state the rollout passes through
+// (waiting for the verdict, proven, the promotion) and exits 0 by itself once every pod runs
+// the new revision; a StatefulSet that does not exist is an error, not an empty watch.
+func TestStatusWatchUntilSettled(t *testing.T) {
+	t.Parallel()
+	g := newGuarded(t, "statusw")
+	g.openCanary()
+
+	var stdout, stderr syncBuffer
+	cmd := exec.CommandContext(g.ctx, env.binary, "status", g.name, "-w", "--interval=250ms", "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns,
+		"--soak="+serveSoak, "--verdict-key-secret", verdictKeySecret())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	header := g.ns + "/" + g.name + ": "
+	g.eventually("status -w to print the open canary", func() (bool, string) {
+		return strings.Contains(stdout.String(), header+"canary, partition 1 of 2 replicas, canary open"), stdout.String()
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("status -w exited during the open canary: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	default:
+	}
+
+	g.serveLog(1, "success-migration.log")
+	g.waitVerdict(1, "Succeeded", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictSucceeded })
+	g.eventually("status -w to print the proven canary", func() (bool, string) {
+		return strings.Contains(stdout.String(), "next: promote: the canary is proven"), stdout.String()
+	})
+	g.promote()
+	g.waitImages(newImage, newImage)
+
+	var err error
+	g.eventually("status -w to exit after the rollout settled", func() (bool, string) {
+		select {
+		case err = <-exited:
+			return true, ""
+		default:
+			return false, stdout.String()
+		}
+	})
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("status -w: %v\nstdout: %s\nstderr: %s", err, out, stderr.String())
+	}
+	// In order: waiting for the verdict, the verdict and the helm value to promote with,
+	// then the settled set.
+	steps := []string{
+		header + "canary, partition 1 of 2 replicas, canary open",
+		"next: wait for verdict",
+		rollout.VerdictSucceeded,
+		"next: promote: the canary is proven; run " + status.SameUpgrade + ", which sends " + status.PartitionValue + "=0",
+		header + "stable, partition 0 of 2 replicas",
+		"next: nothing to do: every pod runs " + newImage,
+	}
+	rest := out
+	for _, s := range steps {
+		i := strings.Index(rest, s)
+		if i < 0 {
+			t.Fatalf("status -w output lacks %q after the states before it:\n%s", s, out)
+		}
+		rest = rest[i+len(s):]
+	}
+	if strings.Contains(rest, header) {
+		t.Errorf("status -w printed again after the settled state:\n%s", out)
+	}
+
+	for _, args := range [][]string{{"status", "no-such-set"}, {"status", "no-such-set", "-w"}} {
+		args = append(args, "--kubeconfig", env.cp.KubeconfigPath(), "-n", g.ns)
+		stdout, stderr, code := run(t, g.ctx, env.binary, args...)
+		want := fmt.Sprintf("no guarded StatefulSet %q in namespace %s", "no-such-set", g.ns)
+		if code != 2 || !strings.Contains(stderr, want) || stdout != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 saying %q", args, code, stdout, stderr, want)
+		}
+	}
 }
