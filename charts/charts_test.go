@@ -83,7 +83,10 @@ func runHelm(t *testing.T, helm string, args ...string) (stdout []byte, err erro
 
 type manifest struct {
 	kind, name string
-	raw        []byte
+	// hook is the helm.sh/hook annotation: helm runs such objects (the helm test) apart
+	// from the release's own.
+	hook string
+	raw  []byte
 }
 
 type rendered []manifest
@@ -114,7 +117,8 @@ func template(t *testing.T, helm, releaseName, chart string, args ...string) ren
 		var head struct {
 			Kind     string `json:"kind"`
 			Metadata struct {
-				Name string `json:"name"`
+				Name        string            `json:"name"`
+				Annotations map[string]string `json:"annotations"`
 			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &head); err != nil {
@@ -123,9 +127,20 @@ func template(t *testing.T, helm, releaseName, chart string, args ...string) ren
 		if head.Kind == "" {
 			continue // a template that rendered only comments
 		}
-		docs = append(docs, manifest{kind: head.Kind, name: head.Metadata.Name, raw: doc})
+		docs = append(docs, manifest{kind: head.Kind, name: head.Metadata.Name, hook: head.Metadata.Annotations["helm.sh/hook"], raw: doc})
 	}
 	return docs
+}
+
+// release is what helm installs as the release, without its hooks.
+func (r rendered) release() rendered {
+	var out rendered
+	for _, m := range r {
+		if m.hook == "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (r rendered) kinds() []string {
@@ -346,7 +361,18 @@ func TestPdguardDefaults(t *testing.T) {
 	for _, helm := range helmBinaries {
 		t.Run(helm, func(t *testing.T) {
 			t.Parallel()
-			checkPdguardDefaults(t, template(t, helm, release, pdguardChart))
+			all := template(t, helm, release, pdguardChart)
+			checkPdguardDefaults(t, all.release())
+			var hooks []string
+			for _, m := range all {
+				if m.hook != "" {
+					hooks = append(hooks, m.kind+"="+m.hook)
+				}
+			}
+			slices.Sort(hooks)
+			if want := []string{"Pod=test", "Role=test", "RoleBinding=test", "ServiceAccount=test", "StatefulSet=test"}; !slices.Equal(hooks, want) {
+				t.Errorf("helm test hooks %v, want %v", hooks, want)
+			}
 		})
 	}
 }
@@ -407,6 +433,8 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 			"audit-report-results":      "100",
 			"audit-queue-size":          "1024",
 			"audit-drain-timeout":       "10s",
+			"http2":                     "true",
+			"leader-election-id":        release + "-evidence",
 		}
 		for name, value := range want {
 			if got, ok := args[name]; !ok || got != value {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -60,11 +59,8 @@ type CanaryGauge interface {
 // Reconciler judges the canary pods of one StatefulSet per call.
 type Reconciler struct {
 	Client client.Client
-	// Live reads a pod past the cache before a verdict is written; nil trusts the cache
-	// (tests of the judging alone).
-	Live  client.Reader
-	Logs  LogReader
-	Audit Auditor
+	Logs   LogReader
+	Audit  Auditor
 	// Canaries is optional.
 	Canaries CanaryGauge
 	Opts     Options
@@ -72,8 +68,6 @@ type Reconciler struct {
 	// writes unsigned verdicts and trusts every verdict (tests of the judging alone).
 	Key rollout.VerdictKey
 	Now func() time.Time
-
-	written writtenVerdicts
 }
 
 // SetupWithManager wires the controller: StatefulSets matching the selector, and their
@@ -85,7 +79,6 @@ func SetupWithManager(mgr ctrl.Manager, key rollout.VerdictKey, opts Options, au
 	}
 	r := &Reconciler{
 		Client:   mgr.GetClient(),
-		Live:     mgr.GetAPIReader(),
 		Logs:     PodLogs{Client: cs},
 		Audit:    auditor,
 		Canaries: canaries,
@@ -280,17 +273,12 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if !trusted {
 		prev = nil
 	}
-	prev = r.written.latest(pod.UID, prev, !trusted, r.Now())
+	// A cache that lags the controller's own last write (the pod's status updates trigger
+	// reconciles before the patch's watch event arrives; a watch re-established after an
+	// API server restart) shows an older verdict or none: writeVerdict's condition on the
+	// pod's resourceVersion refuses that write, so a verdict is written and reported once.
 	if prev != nil && sameJudgement(*prev, v) {
 		return *prev, nil
-	}
-	if live, err := r.livePod(ctx, sts, pod); err != nil {
-		return rollout.Verdict{}, err
-	} else if live != nil && RecordedAlready(*live, v, crashLooping) {
-		// The cache lags the verdict already written (its watch was re-established
-		// after an API server restart, say): writing again would record it twice.
-		p.Record(*live.Verdict)
-		return *live.Verdict, nil
 	}
 	if r.Key != nil {
 		r.Key.Sign(pod, &v)
@@ -303,7 +291,6 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 	if err := r.writeVerdict(wctx, pod, v); err != nil {
 		return rollout.Verdict{}, err
 	}
-	r.written.remember(pod.UID, v, r.Now())
 	p.Record(v)
 	if worthReporting(prev, v) {
 		rec := audit.Record{
@@ -325,31 +312,6 @@ func (r *Reconciler) judgePod(ctx context.Context, sts *appsv1.StatefulSet, stat
 		}
 	}
 	return v, nil
-}
-
-// livePod is the pod as the API server has it now, in the rollout model; nil without a
-// live reader or when the pod is gone or has been replaced.
-func (r *Reconciler) livePod(ctx context.Context, sts *appsv1.StatefulSet, cached *corev1.Pod) (*rollout.PodState, error) {
-	if r.Live == nil {
-		return nil, nil
-	}
-	var pod corev1.Pod
-	if err := r.Live.Get(ctx, client.ObjectKeyFromObject(cached), &pod); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("reading pod %s/%s before writing its verdict: %w", cached.Namespace, cached.Name, err)
-	}
-	if pod.UID != cached.UID {
-		return nil, nil
-	}
-	state := rollout.Observe(sts, []corev1.Pod{pod}, rollout.ObserveOptions{
-		Container: r.Opts.Container, Soak: r.Opts.Soak, Now: r.Now(), Trust: r.trust(),
-	})
-	if len(state.Pods) != 1 {
-		return nil, nil
-	}
-	return &state.Pods[0], nil
 }
 
 // scanLog reads the pod's log and judges it; an error means the log could not be read.
@@ -482,62 +444,6 @@ func (r *Reconciler) record(sts *appsv1.StatefulSet, pod *corev1.Pod, rec audit.
 		rec.User = "pdguard"
 	}
 	r.Audit.Record(rec)
-}
-
-// writtenFor is how long the controller trusts its memory of a verdict it wrote over a
-// cache that does not show it: far longer than an informer takes to deliver the patch,
-// short enough that a verdict removed by hand is written again soon.
-const writtenFor = time.Minute
-
-// writtenVerdicts remembers the last verdict the controller wrote on each pod until its
-// cache shows it. The informer delivers the patch a moment later, and a reconcile in
-// between (the pod's own status updates trigger them, several a second while a container
-// starts) would read no verdict or the previous one, write the same judgement again and
-// report it a second time: two identical ReplaceProfileVerdict Events for one verdict.
-type writtenVerdicts struct {
-	mu sync.Mutex
-	m  map[types.UID]writtenVerdict
-}
-
-type writtenVerdict struct {
-	v  rollout.Verdict
-	at time.Time
-}
-
-func (w *writtenVerdicts) remember(uid types.UID, v rollout.Verdict, now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m == nil {
-		w.m = map[types.UID]writtenVerdict{}
-	}
-	w.m[uid] = writtenVerdict{v: v, at: now}
-	for k, e := range w.m {
-		if now.Sub(e.at) > writtenFor {
-			delete(w.m, k)
-		}
-	}
-}
-
-// latest is the verdict a new judgement of the pod is compared with: the one the
-// controller wrote last while the cache still shows an older one or none, else the
-// cached one. A cached verdict that is newer, or that someone else wrote (foreign), ends
-// the memory: the cache has moved past the write.
-func (w *writtenVerdicts) latest(uid types.UID, cached *rollout.Verdict, foreign bool, now time.Time) *rollout.Verdict {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	e, ok := w.m[uid]
-	if !ok {
-		return cached
-	}
-	switch {
-	case now.Sub(e.at) > writtenFor, foreign,
-		cached != nil && sameJudgement(*cached, e.v) && cached.ObservedAt.Equal(e.v.ObservedAt),
-		cached != nil && cached.ObservedAt.After(e.v.ObservedAt):
-		delete(w.m, uid)
-		return cached
-	}
-	v := e.v
-	return &v
 }
 
 func sameJudgement(a, b rollout.Verdict) bool {

@@ -106,21 +106,6 @@ func Unreadable(err error) (verdict, reason string) {
 	return rollout.VerdictInProgress, fmt.Sprintf("the container's log could not be read, so replace-profile is not proven: %s; pdguard reads it again every --evidence-recheck; check that kubectl logs works for the pod (the node's kubelet serves logs)", msg)
 }
 
-// RecordedAlready reports whether the pod as the API server has it now already carries
-// the verdict v would record: a trusted verdict for its running container that is final
-// (unless the container has since started crash-looping, which turns any verdict into
-// Failed) or says the same as v. Writing v then would only record the judgement twice.
-func RecordedAlready(live rollout.PodState, v rollout.Verdict, crashLooping bool) bool {
-	if live.Evidence != rollout.EvidenceCurrent || live.Verdict.ContainerID != v.ContainerID || live.Verdict.Revision != v.Revision {
-		return false
-	}
-	got := live.Verdict
-	if got.Verdict == v.Verdict && got.Reason == v.Reason {
-		return true
-	}
-	return Final(got.Verdict) && !crashLooping
-}
-
 // Final reports whether a verdict will not change for the same container, so its log
 // need not be read again. Unknown is final: it is only given to a Ready container whose
 // log holds no replace-profile run, and a running server will not print one later.
