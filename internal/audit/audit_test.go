@@ -265,3 +265,23 @@ func TestEventSinkNamesObjectsWithoutTheirResourceVersion(t *testing.T) {
 		}
 	}
 }
+
+// A request retried after the StatefulSet controller's status write moved the live
+// object's resourceVersion is the same decision, one record; a spec change between the
+// two (a new generation) makes it another.
+func TestRecordKeyFollowsTheGenerationNotTheResourceVersion(t *testing.T) {
+	live := func(rv string, generation int64) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ping", Name: "pd", UID: "sts-uid", ResourceVersion: rv, Generation: generation}}
+	}
+	key := func(old *appsv1.StatefulSet) string {
+		r := Record{Kind: KindAdmission, Webhook: "validate", Operation: "UPDATE", Outcome: Denied, Reasons: []string{"refused"}}
+		r.FromObjects(old, live("", old.Generation+1), "pingdirectory")
+		return r.Key()
+	}
+	if a, b := key(live("10", 3)), key(live("11", 3)); a != b {
+		t.Errorf("a retry after a status write has key %s, the first try %s: want one record", b, a)
+	}
+	if a, b := key(live("10", 3)), key(live("12", 4)); a == b {
+		t.Errorf("a request against a newer spec has the same key %s: want another record", a)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,10 +67,11 @@ type Record struct {
 	// Pod and Verdict are set on the evidence controller's records about one pod.
 	Pod     string
 	Verdict string
-	// Basis is what the decision was made against: the live object's resourceVersion
-	// for admission, the judged container's ID for a verdict. With the decision's content
-	// it makes the record's key, so a retried identical request is one record and a
-	// changed situation is another.
+	// Basis is what the decision was made against: the live object's generation for
+	// admission (not its resourceVersion, which the StatefulSet controller's status writes
+	// move: a request retried after such a conflict is the same decision), the judged
+	// container's ID for a verdict. With the decision's content it makes the record's key,
+	// so a retried identical request is one record and a changed situation is another.
 	Basis string
 	// Object is the StatefulSet the record is about (the Event is written on it); nil
 	// skips the Event. RelatedPod is the pod, for the controller's records.
@@ -90,7 +92,7 @@ func (r *Record) FromObjects(old, cur *appsv1.StatefulSet, container string) {
 	r.UID = cur.UID
 	if old != nil {
 		r.UID = old.UID
-		r.Basis = old.ResourceVersion
+		r.Basis = "generation " + strconv.FormatInt(old.Generation, 10)
 		r.UpdateRevision = rollout.PublishedUpdateRevision(old)
 		r.FromImage, _ = rollout.ContainerImage(&old.Spec.Template.Spec, container)
 		r.FromVersion = rollout.VersionOf(r.FromImage)
