@@ -455,6 +455,10 @@ func checkPdguardDefaults(t *testing.T, r rendered) {
 		if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
 			t.Errorf("replicas %s, want 2", show(dep.Spec.Replicas))
 		}
+		// A rolling restart must never leave the fail-closed webhook without a routed replica.
+		if ru := dep.Spec.Strategy.RollingUpdate; dep.Spec.MinReadySeconds < 1 || ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
+			t.Errorf("minReadySeconds %d, rollingUpdate %s: want minReadySeconds >= 1 and maxUnavailable 0", dep.Spec.MinReadySeconds, js(ru))
+		}
 		if c.Image != "ghcr.io/pdguard/pdguard:0.1.0" {
 			t.Errorf("image %q, want the chart's appVersion as tag", c.Image)
 		}
