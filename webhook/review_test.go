@@ -39,6 +39,7 @@ func TestServeHTTPMatchesAdmissionWebhook(t *testing.T) {
 		"truncated":                  {upgrade[:len(upgrade)/2], "application/json"},
 		"request is null":            {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`), "application/json"},
 		"object of the wrong shape":  {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"UPDATE","object":{"spec":{"replicas":"two"}},"oldObject":{}}}`), "application/json"},
+		"object twice and null":      {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"CREATE","object":{"metadata":{"name":"a"}},"object":{"metadata":{"name":"b","labels":{"app.kubernetes.io/name":"pingdirectory"}}},"object":null}}`), "application/json"},
 		"number where a string goes": {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":1}}`), "application/json"},
 	}
 	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzAdmissionReview"))
