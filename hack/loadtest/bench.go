@@ -77,7 +77,8 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 	if err := createCanaryPods(ctx, env.cp); err != nil {
 		return 0, err
 	}
-	pd, base, err := env.startServers(ctx, nil, cfg.connections)
+	// The chart's memory limit, as bench-scale runs it: one GC setting for both.
+	pd, base, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, cfg.connections)
 	if err != nil {
 		return 0, err
 	}
@@ -270,7 +271,15 @@ func (e *benchEnv) stop() {
 // build compiles a command of this module into the work dir: bin/ may be shared by other
 // checkouts of the repository, and the server measured must be this tree's.
 func (e *benchEnv) build(ctx context.Context, pkg, name string) (string, error) {
-	out := filepath.Join(e.workDir, name)
+	// pdguardproc finds the chart (its ServiceAccount and RBAC) beside the binary's
+	// directory, as in the repository: <dir>/bin/pdguard and <dir>/charts.
+	out := filepath.Join(e.workDir, "bin", name)
+	charts := filepath.Join(e.workDir, "charts")
+	if _, err := os.Lstat(charts); os.IsNotExist(err) {
+		if err := os.Symlink(filepath.Join(e.root, "charts"), charts); err != nil {
+			return "", err
+		}
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = e.root
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -451,7 +460,7 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s.\n",
 		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration)
 	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
-	fmt.Fprintf(w, "Load: %s\n\n", loadAverage())
+	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit). Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tlag p99 ms\terrors\t")
 	var errs []string
