@@ -64,6 +64,7 @@ type sample struct {
 	lagP99       float64 // ms the fixed-rate schedule started late
 	allocsPerReq float64
 	rssMiB       float64
+	heapMiB      float64 // heap in use, read with rssMiB
 	errors       int
 	firstErr     string
 }
@@ -149,6 +150,13 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) 
 	if s.rssMiB, err = rssMiB(t.pid); err != nil {
 		return s, err
 	}
+	// RSS also holds freed pages the runtime has not yet returned and the binary's
+	// text; the heap in use says how much of it the live objects and garbage are.
+	heap, err := scrapeCounter(ctx, t.metricsURL, "go_memstats_heap_inuse_bytes")
+	if err != nil {
+		return s, err
+	}
+	s.heapMiB = heap / (1 << 20)
 	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
 	if q := quantiles(rec.latencies[r.path]); q != nil {
 		s.p50, s.p99 = q.P50, q.P99
@@ -462,7 +470,7 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
 	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit). Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tlag p99 ms\terrors\t")
+	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\theap MiB\tlag p99 ms\terrors\t")
 	var errs []string
 	for _, bc := range cases {
 		byServer := results[bc.name]
@@ -479,11 +487,12 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 					errs = append(errs, fmt.Sprintf("%s on %s: %s", bc.name, name, s.firstErr))
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
 				sat, ratio(sat, baseSat),
 				median(ss, func(s sample) float64 { return s.p50 }), p99, ratio(p99, baseP99),
 				median(ss, func(s sample) float64 { return s.allocsPerReq }),
 				median(ss, func(s sample) float64 { return s.rssMiB }),
+				median(ss, func(s sample) float64 { return s.heapMiB }),
 				median(ss, func(s sample) float64 { return s.lagP99 }), n)
 		}
 	}
