@@ -44,14 +44,8 @@ func projectPod(in any) (any, error) {
 		return nil, fmt.Errorf("pod cache: unexpected %T", in)
 	}
 	out := &corev1.Pod{
-		TypeMeta: pod.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
-			ResourceVersion: pod.ResourceVersion, Generation: pod.Generation,
-			CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp,
-			Labels: pod.Labels, Annotations: pod.Annotations, OwnerReferences: pod.OwnerReferences,
-			ManagedFields: verdictWriters(pod.ManagedFields),
-		},
+		TypeMeta:   pod.TypeMeta,
+		ObjectMeta: keptMeta(&pod.ObjectMeta),
 		Spec: corev1.PodSpec{
 			NodeName:       pod.Spec.NodeName,
 			InitContainers: containerNames(pod.Spec.InitContainers),
@@ -62,7 +56,19 @@ func projectPod(in any) (any, error) {
 			ContainerStatuses: pod.Status.ContainerStatuses, InitContainerStatuses: pod.Status.InitContainerStatuses,
 		},
 	}
+	out.ManagedFields = verdictWriters(pod.ManagedFields)
 	return out, nil
+}
+
+// keptMeta is the metadata both projections keep: identity, owners, labels and
+// annotations; managedFields go.
+func keptMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID,
+		ResourceVersion: m.ResourceVersion, Generation: m.Generation,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
+		Labels: m.Labels, Annotations: m.Annotations, OwnerReferences: m.OwnerReferences,
+	}
 }
 
 // projectStatefulSet keeps what the evidence controller reads of a cached StatefulSet
@@ -80,13 +86,8 @@ func projectStatefulSet(in any) (any, error) {
 		return nil, fmt.Errorf("statefulset cache: unexpected %T", in)
 	}
 	out := &appsv1.StatefulSet{
-		TypeMeta: sts.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: sts.Name, Namespace: sts.Namespace, UID: sts.UID,
-			ResourceVersion: sts.ResourceVersion, Generation: sts.Generation,
-			CreationTimestamp: sts.CreationTimestamp, DeletionTimestamp: sts.DeletionTimestamp,
-			Labels: sts.Labels, Annotations: sts.Annotations, OwnerReferences: sts.OwnerReferences,
-		},
+		TypeMeta:   sts.TypeMeta,
+		ObjectMeta: keptMeta(&sts.ObjectMeta),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas: sts.Spec.Replicas, Selector: sts.Spec.Selector, ServiceName: sts.Spec.ServiceName,
 			UpdateStrategy: sts.Spec.UpdateStrategy,
