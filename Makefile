@@ -33,6 +33,14 @@ bench:
 	@echo "decision latency with the GC target webhook serve runs with (GOGC=200):"
 	GOGC=200 $(GO) test -run '^$$' -bench DecisionLatency -benchtime 20000x ./webhook/
 
+# The audit pipeline's cost on an admission answer: off and on interleaved in one loop,
+# AUDITCOUNT runs, then per case the median over the runs of each p50 and of on/off-p50.
+AUDITCOUNT ?= 6
+.PHONY: bench-audit
+bench-audit:
+	$(GO) test -run '^$$' -bench AdmissionAudit -benchtime 2s -count $(AUDITCOUNT) ./webhook/ | tee /tmp/pdguard-bench-audit.txt
+	@hack/audit-median.sh /tmp/pdguard-bench-audit.txt
+
 # Admission latency of the real webhook server under helm-shaped load; pass flags with
 # LOADFLAGS, e.g. make load LOADFLAGS='--rate 200 --out load.json'.
 # Every fuzz target in turn for FUZZTIME each (CI replays only the seed corpora).

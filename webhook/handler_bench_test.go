@@ -6,13 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
 )
@@ -25,17 +26,23 @@ func BenchmarkHandler(b *testing.B) {
 	touched := fixture.Live()
 	touched.Annotations["example.com/ticket"] = "OPS-1234"
 	sel := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "pingdirectory"})
+	// A promotion attempt during an open canary whose pods are in the cache.
+	live := openCanary()
+	pods := canaryPods(live, time.Hour, nil)
+	pods = canaryPods(live, time.Hour, succeededFor(canaryRev, containerID(pods[1])))
 	for _, c := range []struct {
 		name, phase string
 		old, new    *appsv1.StatefulSet
+		pods        []corev1.Pod
 	}{
-		{"mutate tag change", "mutate", req.Old, req.New},
-		{"validate mutated", "validate", patched.Old, patched.New},
-		{"validate unrelated update", "validate", fixture.Live(), touched},
+		{"mutate tag change", "mutate", req.Old, req.New, nil},
+		{"validate mutated", "validate", patched.Old, patched.New, nil},
+		{"validate unrelated update", "validate", fixture.Live(), touched, nil},
+		{"validate promotion open canary", "validate", live, withPartition(openCanaryNoStatus(), 0), pods},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			body := reviewBody(b, c.old, c.new)
-			h := &admission.Webhook{Handler: &Handler{Phase: c.phase, Guard: g, Selector: sel}}
+			h := &Handler{Phase: c.phase, Guard: g, Selector: sel, Pods: staticPods(c.pods)}
 			b.ReportAllocs()
 			for b.Loop() {
 				w := httptest.NewRecorder()

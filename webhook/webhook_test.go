@@ -23,7 +23,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/pdguard/pdguard/internal/audit"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
-	"github.com/pdguard/pdguard/policy"
 )
 
 type staticPods []corev1.Pod
@@ -32,18 +31,19 @@ func (s staticPods) PodsFor(context.Context, *appsv1.StatefulSet) ([]corev1.Pod,
 	return s, nil
 }
 
+// newServer is the handler the webhook server registers for phase.
 func newServer(t testing.TB, phase string) http.Handler {
 	t.Helper()
-	engine, err := policy.New(policy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return newHandler(t, phase)
+}
+
+func newHandler(t testing.TB, phase string) *Handler {
+	t.Helper()
 	sel, _ := labels.Parse("app.kubernetes.io/name=pingdirectory")
-	h := &Handler{
-		Phase: phase, Guard: NewGuard(engine, policy.DefaultConfig()), Selector: sel, Pods: staticPods(nil),
+	return &Handler{
+		Phase: phase, Guard: newGuard(t, nil), Selector: sel, Pods: staticPods(nil),
 		Audit: audit.New(audit.Options{Log: logr.Discard()}),
 	}
-	return &admission.Webhook{Handler: h}
 }
 
 func review(t testing.TB, op admissionv1.Operation, old, nw runtime.Object) []byte {
@@ -202,18 +202,14 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"UPDATE","object":{"metadata":{"labels":{"app.kubernetes.io/name":"pingdirectory"}}}}}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`not json`))
-	mutate, validate := newServer(f, "mutate"), newServer(f, "validate")
+	mutate, validate := newHandler(f, "mutate"), newHandler(f, "validate")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for phase, srv := range map[string]http.Handler{"mutate": mutate, "validate": validate} {
-			rec := httptest.NewRecorder()
-			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-			r.Header.Set("Content-Type", "application/json")
-			done := make(chan struct{})
-			go func() { defer close(done); srv.ServeHTTP(rec, r) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("handler did not answer")
+		for phase, h := range map[string]*Handler{"mutate": mutate, "validate": validate} {
+			rec := serveWithin(t, h, body)
+			// The handler decodes the review itself; controller-runtime's admission.Webhook
+			// around the same decisions must give the very same bytes.
+			if want := serveWithin(t, &admission.Webhook{Handler: h}, body); !bytes.Equal(rec.Body.Bytes(), want.Body.Bytes()) || rec.Code != want.Code {
+				t.Fatalf("%s: answer differs from admission.Webhook's\n got %d %s\nwant %d %s", phase, rec.Code, rec.Body, want.Code, want.Body)
 			}
 			var out admissionv1.AdmissionReview
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
@@ -222,6 +218,21 @@ func FuzzAdmissionReview(f *testing.F) {
 			checkAnswer(t, phase, body, &out)
 		}
 	})
+}
+
+func serveWithin(t *testing.T, srv http.Handler, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	done := make(chan struct{})
+	go func() { defer close(done); srv.ServeHTTP(rec, r) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler did not answer")
+	}
+	return rec
 }
 
 func onDelete(sts *appsv1.StatefulSet) *appsv1.StatefulSet {

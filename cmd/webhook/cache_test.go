@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -68,6 +69,36 @@ func TestProjectedPodsObserveAlike(t *testing.T) {
 		}
 		if !reflect.DeepEqual(want, got) {
 			t.Errorf("%s: projected pods observe as\n%+v\nstored pods as\n%+v", name, got, want)
+		}
+	}
+}
+
+// The rollout model must see the same facts in a projected StatefulSet as in the stored
+// one, with its pods, in each state of a rollout.
+func TestProjectedStatefulSetsObserveAlike(t *testing.T) {
+	open := fixture.WithTag(fixture.Live(), "9.1.0.0-latest")
+	open.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+	open.Status.UpdateRevision = "pd-upgrade-example-pingdirectory-7f9b8c6d54"
+	open.Annotations = map[string]string{rollout.CanaryAnnotation: `{"fromImage":"pingidentity/pingdirectory:9.0.0.1-latest","toImage":"pingidentity/pingdirectory:9.1.0.0-latest","partition":1,"started":"2026-12-01T10:00:00Z","requestedBy":"helm"}`}
+	lagging := open.DeepCopy()
+	lagging.Generation = lagging.Status.ObservedGeneration + 1
+	pods := []corev1.Pod{*fixture.Pod(fixture.Live(), 0, open.Status.CurrentRevision), *fixture.Pod(open, 1, open.Status.UpdateRevision)}
+	for name, sts := range map[string]*appsv1.StatefulSet{"settled": fixture.Live(), "open canary": open, "status behind the spec": lagging} {
+		out, err := projectStatefulSet(sts.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		projected := out.(*appsv1.StatefulSet)
+		if projected.Spec.Template.Spec.Volumes != nil || len(projected.Spec.Template.Spec.Containers[0].Env) > 0 {
+			t.Errorf("%s: keeps template fields no decision reads", name)
+		}
+		opts := rollout.ObserveOptions{Container: fixture.Container, Soak: 30 * time.Second, Now: fixture.ReadyAt.Add(time.Hour)}
+		want, got := rollout.Observe(sts, pods, opts), rollout.Observe(projected, pods, opts)
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: projected StatefulSet observes as\n%+v\nstored as\n%+v", name, got, want)
+		}
+		if rollout.PublishedUpdateRevision(projected) != rollout.PublishedUpdateRevision(sts) {
+			t.Errorf("%s: published update revision differs", name)
 		}
 	}
 }

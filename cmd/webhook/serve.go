@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pdguard/pdguard/webhook"
 )
@@ -193,8 +192,8 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 	g := webhook.NewGuard(engine, opts)
 	pods := webhook.CachedPods{Reader: mgr.GetCache()}
 	srv := mgr.GetWebhookServer()
-	srv.Register("/mutate", &admission.Webhook{Handler: &webhook.Handler{Phase: "mutate", Guard: g, Selector: sel, Pods: pods, Audit: rec.Pipeline, Container: opts.Diff.Container}})
-	srv.Register("/validate", &admission.Webhook{Handler: &webhook.Handler{Phase: "validate", Guard: g, Selector: sel, Pods: pods, Audit: rec.Pipeline, Container: opts.Diff.Container}})
+	srv.Register("/mutate", &webhook.Handler{Phase: "mutate", Guard: g, Selector: sel, Pods: pods, Audit: rec.Pipeline, Container: opts.Diff.Container})
+	srv.Register("/validate", &webhook.Handler{Phase: "validate", Guard: g, Selector: sel, Pods: pods, Audit: rec.Pipeline, Container: opts.Diff.Container})
 
 	if f.guard.policyDir != "" {
 		go engine.Watch(ctx, rec.Metrics().CountErrors(log.WithName("policy")))

@@ -64,6 +64,7 @@ type sample struct {
 	lagP99       float64 // ms the fixed-rate schedule started late
 	allocsPerReq float64
 	rssMiB       float64
+	heapMiB      float64 // heap in use, read with rssMiB
 	errors       int
 	firstErr     string
 }
@@ -77,7 +78,8 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 	if err := createCanaryPods(ctx, env.cp); err != nil {
 		return 0, err
 	}
-	pd, base, err := env.startServers(ctx, nil, cfg.connections)
+	// The chart's memory limit, as bench-scale runs it: one GC setting for both.
+	pd, base, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, cfg.connections)
 	if err != nil {
 		return 0, err
 	}
@@ -148,6 +150,13 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) 
 	if s.rssMiB, err = rssMiB(t.pid); err != nil {
 		return s, err
 	}
+	// RSS also holds freed pages the runtime has not yet returned and the binary's
+	// text; the heap in use says how much of it the live objects and garbage are.
+	heap, err := scrapeCounter(ctx, t.metricsURL, "go_memstats_heap_inuse_bytes")
+	if err != nil {
+		return s, err
+	}
+	s.heapMiB = heap / (1 << 20)
 	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
 	if q := quantiles(rec.latencies[r.path]); q != nil {
 		s.p50, s.p99 = q.P50, q.P99
@@ -270,7 +279,15 @@ func (e *benchEnv) stop() {
 // build compiles a command of this module into the work dir: bin/ may be shared by other
 // checkouts of the repository, and the server measured must be this tree's.
 func (e *benchEnv) build(ctx context.Context, pkg, name string) (string, error) {
-	out := filepath.Join(e.workDir, name)
+	// pdguardproc finds the chart (its ServiceAccount and RBAC) beside the binary's
+	// directory, as in the repository: <dir>/bin/pdguard and <dir>/charts.
+	out := filepath.Join(e.workDir, "bin", name)
+	charts := filepath.Join(e.workDir, "charts")
+	if _, err := os.Lstat(charts); os.IsNotExist(err) {
+		if err := os.Symlink(filepath.Join(e.root, "charts"), charts); err != nil {
+			return "", err
+		}
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = e.root
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -451,9 +468,9 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s.\n",
 		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration)
 	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
-	fmt.Fprintf(w, "Load: %s\n\n", loadAverage())
+	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit). Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tlag p99 ms\terrors\t")
+	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\theap MiB\tlag p99 ms\terrors\t")
 	var errs []string
 	for _, bc := range cases {
 		byServer := results[bc.name]
@@ -470,11 +487,12 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 					errs = append(errs, fmt.Sprintf("%s on %s: %s", bc.name, name, s.firstErr))
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
 				sat, ratio(sat, baseSat),
 				median(ss, func(s sample) float64 { return s.p50 }), p99, ratio(p99, baseP99),
 				median(ss, func(s sample) float64 { return s.allocsPerReq }),
 				median(ss, func(s sample) float64 { return s.rssMiB }),
+				median(ss, func(s sample) float64 { return s.heapMiB }),
 				median(ss, func(s sample) float64 { return s.lagP99 }), n)
 		}
 	}

@@ -31,6 +31,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/pdguard/pdguard/internal/testenv/controlplane"
 	"github.com/pdguard/pdguard/internal/testenv/pdguardproc"
 )
@@ -52,6 +55,9 @@ type config struct {
 func main() { os.Exit(run()) }
 
 func run() int {
+	// pdguardproc installs the chart's RBAC with a controller-runtime client, which
+	// otherwise prints a stack trace about a logger nobody set into the figures.
+	ctrllog.SetLogger(logr.Discard())
 	var cfg config
 	var bench benchConfig
 	var scale scaleConfig

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 // Sink receives audit records. Write gets records in arrival order; a sink that writes
@@ -48,7 +50,9 @@ type Pipeline struct {
 	closed bool
 	queue  chan Record
 	done   chan struct{}
-	cancel context.CancelFunc
+	// closing is closed with the queue, so the worker drains it without waiting a tick.
+	closing chan struct{}
+	cancel  context.CancelFunc
 	// abandoned counts records the worker skipped once the drain timed out.
 	abandoned atomic.Int64
 }
@@ -62,14 +66,15 @@ func New(opts Options) *Pipeline {
 		opts.BatchSize = 100
 	}
 	p := &Pipeline{
-		log:   opts.Log,
-		sinks: opts.Sinks,
-		batch: opts.BatchSize,
-		queue: make(chan Record, opts.QueueSize),
-		done:  make(chan struct{}),
+		log:     opts.Log,
+		sinks:   opts.Sinks,
+		batch:   opts.BatchSize,
+		queue:   make(chan Record, opts.QueueSize),
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
 	}
 	p.metrics = newMetrics(opts.Registerer, func() float64 { return float64(len(p.queue)) })
-	p.sync = []Sink{LogSink{Log: opts.Log}, MetricsSink{m: p.metrics}}
+	p.sync = []Sink{newLogSink(opts.Log), MetricsSink{m: p.metrics}}
 	return p
 }
 
@@ -117,28 +122,57 @@ func (p *Pipeline) drop(r *Record, why string) {
 
 // Start feeds the slow sinks until Shutdown. It does not follow a manager's context:
 // the records admitted while the webhook server drains its requests still get written.
+//
+// The worker takes what has queued every flushInterval instead of waking on each record:
+// a wake-up per admission (a futex call, and the sink's work landing on the core that
+// is answering the next request) cost an admission answer about 8% with the Event sink
+// on (BenchmarkAdmissionAudit), where polling costs it nothing measurable.
 func (p *Pipeline) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		for r := range p.queue {
-			batch := []Record{r}
-		more:
-			for len(batch) < p.batch {
-				select {
-				case next, ok := <-p.queue:
-					if !ok {
-						break more
-					}
-					batch = append(batch, next)
-				default:
-					break more
-				}
+		tick := time.NewTicker(flushInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+			case <-p.closing:
 			}
-			p.write(ctx, batch)
+			if !p.flush(ctx) {
+				return
+			}
 		}
 	}()
+}
+
+// flushInterval is how long a record may wait in the queue for the slow sinks.
+const flushInterval = 20 * time.Millisecond
+
+// flush writes what is queued in batches; false once the queue is closed and empty.
+func (p *Pipeline) flush(ctx context.Context) bool {
+	var batch []Record
+	for {
+		select {
+		case r, ok := <-p.queue:
+			if !ok {
+				if len(batch) > 0 {
+					p.write(ctx, batch)
+				}
+				return false
+			}
+			batch = append(batch, r)
+			if len(batch) >= p.batch {
+				p.write(ctx, batch)
+				batch = nil
+			}
+		default:
+			if len(batch) > 0 {
+				p.write(ctx, batch)
+			}
+			return true
+		}
+	}
 }
 
 func (p *Pipeline) write(ctx context.Context, batch []Record) {
@@ -165,6 +199,7 @@ func (p *Pipeline) Shutdown(timeout time.Duration) int {
 	}
 	p.closed = true
 	close(p.queue)
+	close(p.closing)
 	p.mu.Unlock()
 	if p.cancel == nil {
 		return len(p.queue)
@@ -186,7 +221,22 @@ func (p *Pipeline) Shutdown(timeout time.Duration) int {
 }
 
 // LogSink writes the record's structured log line.
-type LogSink struct{ Log logr.Logger }
+type LogSink struct {
+	Log logr.Logger
+	// zap is Log's zap logger when Log is zapr's (serve's): the admission line, written
+	// synchronously on every decision, is then built from typed fields, without logr's
+	// boxing of each value and zapr's conversion back. The line is the same.
+	zap *zap.Logger
+}
+
+func newLogSink(log logr.Logger) LogSink {
+	s := LogSink{Log: log}
+	if u, ok := log.GetSink().(zapr.Underlier); ok {
+		// zapr skips its own frame when it finds the caller; this sink calls zap itself.
+		s.zap = u.GetUnderlying().WithOptions(zap.AddCallerSkip(-1))
+	}
+	return s
+}
 
 func (LogSink) Name() string { return "log" }
 
@@ -205,6 +255,10 @@ func (s LogSink) Write(_ context.Context, records []Record) error {
 				kv = append(kv, "verdicts", r.Proof)
 			}
 			s.Log.Info("evidence controller", kv...)
+			continue
+		}
+		if s.zap != nil && r.Err == nil {
+			s.admissionLine(r)
 			continue
 		}
 		kv := []any{
@@ -234,6 +288,36 @@ func (s LogSink) Write(_ context.Context, records []Record) error {
 		}
 	}
 	return nil
+}
+
+// admissionLine is the "admission decision" line of Write, field for field.
+func (s LogSink) admissionLine(r *Record) {
+	ce := s.zap.Check(zap.InfoLevel, "admission decision")
+	if ce == nil {
+		return
+	}
+	var buf [14]zap.Field
+	fields := append(buf[:0],
+		zap.String("webhook", r.Webhook), zap.String("namespace", r.Namespace), zap.String("name", r.Name),
+		zap.String("operation", r.Operation), zap.String("user", r.User), zap.String("decision", r.Outcome),
+		zap.String("mode", r.Mode), zap.Strings("rules", r.Rules), zap.String("latency", r.Latency.String()),
+	)
+	if len(r.Reasons) > 0 {
+		fields = append(fields, zap.String("reason", strings.Join(r.Reasons, " | ")))
+	}
+	if len(r.Details) > 0 {
+		fields = append(fields, zap.Strings("details", r.Details))
+	}
+	if len(r.Warnings) > 0 {
+		fields = append(fields, zap.Strings("warnings", r.Warnings))
+	}
+	if r.DryRun {
+		fields = append(fields, zap.Bool("dryRun", true))
+	}
+	if r.Proof != nil {
+		fields = append(fields, zap.Any("proof", r.Proof))
+	}
+	ce.Write(fields...)
 }
 
 // MetricsSink counts records.

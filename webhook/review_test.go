@@ -1,0 +1,100 @@
+package webhook
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/pdguard/pdguard/internal/testenv/fixture"
+)
+
+// TestServeHTTPMatchesAdmissionWebhook sends the same requests to the handler and to
+// controller-runtime's admission.Webhook around it: the bytes of every answer, and its
+// HTTP status, must be the same, including for what the API server never sends.
+func TestServeHTTPMatchesAdmissionWebhook(t *testing.T) {
+	upgrade := review(t, admissionv1.Update, fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest"))
+	v1beta1 := bytes.Replace(upgrade, []byte(`"apiVersion":"admission.k8s.io/v1"`), []byte(`"apiVersion":"admission.k8s.io/v1beta1"`), 1)
+	bodies := map[string]struct {
+		body        []byte
+		contentType string
+	}{
+		"tag change":                 {upgrade, "application/json"},
+		"v1beta1 review":             {v1beta1, "application/json"},
+		"create":                     {review(t, admissionv1.Create, nil, fixture.Live()), "application/json"},
+		"wrong content type":         {upgrade, "text/plain"},
+		"no content type":            {upgrade, ""},
+		"empty body":                 {nil, "application/json"},
+		"YAML body":                  {[]byte("apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest:\n  uid: \"1\"\n"), "application/json"},
+		"bad apiVersion":             {[]byte(`{"apiVersion":"a/b/c","kind":"AdmissionReview","request":{"uid":"1"}}`), "application/json"},
+		"no apiVersion":              {[]byte(`{"request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"DELETE"}}`), "application/json"},
+		"keys in other case":         {[]byte(`{"APIVERSION":"admission.k8s.io/v1","Kind":"AdmissionReview","Request":{"UID":"1"}}`), "application/json"},
+		"truncated":                  {upgrade[:len(upgrade)/2], "application/json"},
+		"request is null":            {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`), "application/json"},
+		"object of the wrong shape":  {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"UPDATE","object":{"spec":{"replicas":"two"}},"oldObject":{}}}`), "application/json"},
+		"object twice and null":      {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"CREATE","object":{"metadata":{"name":"a"}},"object":{"metadata":{"name":"b","labels":{"app.kubernetes.io/name":"pingdirectory"}}},"object":null}}`), "application/json"},
+		"number where a string goes": {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":1}}`), "application/json"},
+	}
+	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzAdmissionReview"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzAdmissionReview", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, ok := fuzzBytes(string(raw))
+		if !ok {
+			t.Fatalf("corpus file %s: no []byte value", e.Name())
+		}
+		bodies["corpus "+e.Name()] = struct {
+			body        []byte
+			contentType string
+		}{body, "application/json"}
+	}
+	for _, phase := range []string{"mutate", "validate"} {
+		h := newHandler(t, phase)
+		for name, b := range bodies {
+			t.Run(phase+"/"+name, func(t *testing.T) {
+				got, want := serveWith(h, b.body, b.contentType), serveWith(&admission.Webhook{Handler: h}, b.body, b.contentType)
+				if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+					t.Fatalf("answer differs from admission.Webhook's\n got %d %s\nwant %d %s", got.Code, got.Body, want.Code, want.Body)
+				}
+			})
+		}
+	}
+}
+
+func serveWith(srv http.Handler, body []byte, contentType string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	var r *http.Request
+	if body == nil {
+		r = httptest.NewRequest(http.MethodPost, "/", http.NoBody)
+	} else {
+		r = httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	}
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	srv.ServeHTTP(rec, r)
+	return rec
+}
+
+// fuzzBytes reads the one []byte("...") value of a go test fuzz corpus file.
+func fuzzBytes(file string) ([]byte, bool) {
+	for _, line := range strings.Split(file, "\n") {
+		if v, ok := strings.CutPrefix(line, "[]byte("); ok {
+			s, err := strconv.Unquote(strings.TrimSuffix(v, ")"))
+			return []byte(s), err == nil
+		}
+	}
+	return nil, false
+}
