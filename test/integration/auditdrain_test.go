@@ -33,10 +33,10 @@ func TestAuditDrainOnSIGTERM(t *testing.T) {
 	g := newGuarded(t, "audit-drain")
 	srv, hc := g.reviewServer("--audit-drain-timeout=20s")
 	live, changed := g.bundledChange()
-	// Each review is against another resourceVersion of the live object, so each is a
-	// record of its own, as successive retries over a changing StatefulSet are.
+	// Each review is against another generation of the live object, so each is a record
+	// of its own, as successive upgrades of a StatefulSet whose spec moved on are.
 	send := func(i int) bool {
-		out, err := sendReview(hc, srv, g.bundledReview(live, changed, fmt.Sprintf("drain-%d", i)))
+		out, err := sendReview(hc, srv, g.bundledReview(live, changed, fmt.Sprintf("drain-%d", i), live.Generation+int64(i)))
 		if err != nil {
 			return false
 		}
@@ -121,9 +121,11 @@ func (g *guarded) bundledChange() (live, changed *appsv1.StatefulSet) {
 
 // bundledReview is the validating review of changed over live, against the resourceVersion
 // id (a record of its own per id), from the admin user.
-func (g *guarded) bundledReview(live, changed *appsv1.StatefulSet, id string) admissionv1.AdmissionReview {
+// bundledReview is the bundled change's review against the live object as of generation.
+func (g *guarded) bundledReview(live, changed *appsv1.StatefulSet, id string, generation int64) admissionv1.AdmissionReview {
 	old := live.DeepCopy()
 	old.ResourceVersion = id
+	old.Generation = generation
 	return admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{

@@ -31,7 +31,7 @@ func TestFullAuditQueueDropsAndCounts(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				id := fmt.Sprintf("queue-%d-%d", round, i)
-				out, err := sendReview(hc, srv, g.bundledReview(live, changed, id))
+				out, err := sendReview(hc, srv, g.bundledReview(live, changed, id, live.Generation+int64(round*burst+i)))
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("review %s: %w", id, err)

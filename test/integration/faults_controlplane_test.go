@@ -74,6 +74,7 @@ func TestFaultAPIServerRestartDuringCanary(t *testing.T) {
 	}
 	restartTook, err := env.cp.StartAPIServer(g.ctx)
 	up = err == nil
+	noteRestart(down, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,17 +121,56 @@ func runMain(m *testing.M) int {
 }
 
 // refusedByRBAC drops the refusals of a kube-apiserver that has just started: it serves
-// requests before its RBAC cache is filled, and then finds no cluster role at all, not
-// even the bootstrap ones every cluster has. Those say nothing about the chart's RBAC.
+// requests before its RBAC cache is filled, and then finds no cluster role at all (not
+// even the bootstrap ones every cluster has) or not yet the chart's. Those say nothing
+// about the chart's RBAC: refusals that name a missing bootstrap role, or that were
+// logged while the API server was being restarted or within restartSettle after it.
 func refusedByRBAC(lines []string) (rbac []string, cold int) {
 	for _, l := range lines {
-		if strings.Contains(l, `system:public-info-viewer\" not found`) || strings.Contains(l, `system:basic-user\" not found`) {
+		if strings.Contains(l, `system:public-info-viewer\" not found`) || strings.Contains(l, `system:basic-user\" not found`) || duringRestart(l) {
 			cold++
 			continue
 		}
 		rbac = append(rbac, l)
 	}
 	return rbac, cold
+}
+
+// restartSettle is how long after a kube-apiserver restart its RBAC cache may still lack
+// the chart's roles.
+const restartSettle = 10 * time.Second
+
+var restarts struct {
+	sync.Mutex
+	windows [][2]time.Time
+}
+
+// noteRestart records that the API server was down from down until it answered again at up.
+func noteRestart(down, up time.Time) {
+	restarts.Lock()
+	defer restarts.Unlock()
+	restarts.windows = append(restarts.windows, [2]time.Time{down, up.Add(restartSettle)})
+}
+
+var logTime = regexp.MustCompile(`"ts":"([^"]+)"`)
+
+func duringRestart(line string) bool {
+	m := logTime.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		return false
+	}
+	restarts.Lock()
+	defer restarts.Unlock()
+	for _, w := range restarts.windows {
+		if !at.Before(w[0]) && !at.After(w[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 func logf(format string, args ...any) {
