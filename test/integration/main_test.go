@@ -173,9 +173,23 @@ func duringRestart(line string) bool {
 	return false
 }
 
+// logf prints a line of the suite's own figures (fault summaries, timings). go test shows
+// a passing package's output only with -v, so the lines also go to the file named by
+// PDGUARD_TEST_SUMMARY, which make test-integration prints after the run.
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s integration: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("%s integration: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	fmt.Fprint(os.Stderr, line)
+	if path := os.Getenv("PDGUARD_TEST_SUMMARY"); path != "" {
+		summary.Lock()
+		defer summary.Unlock()
+		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprint(f, line)
+			f.Close()
+		}
+	}
 }
+
+var summary sync.Mutex
 
 // setUp starts everything the tests share and returns once every webhook lane is in
 // force. stop is always safe to call.
