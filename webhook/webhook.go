@@ -75,6 +75,12 @@ func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Re
 		d.Outcome, d.Err = audit.Errored, err
 		return admission.Errored(http.StatusBadRequest, err)
 	}
+	if req.Kind.Kind == "" || req.Resource.Resource == "" || req.Operation == "" {
+		// Nor does it send a request without the object's kind, resource and operation.
+		err := errors.New("not an AdmissionReview from the API server: request.kind, request.resource or request.operation is empty")
+		d.Outcome, d.Err = audit.Errored, err
+		return admission.Errored(http.StatusBadRequest, err)
+	}
 	if req.Kind != statefulSetKind {
 		d.Outcome = audit.Skipped
 		return admission.Allowed("pdguard only guards apps/v1 StatefulSets")
