@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	gojson "github.com/goccy/go-json"
@@ -51,11 +52,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The request's objects point into buf, which goes back to the pool once the answer
 	// is written: nothing keeps them past the request (the decoded StatefulSets are copies).
 	req, gvk, err := decodeReview(buf.Bytes())
+	if err == nil {
+		err = checkReviewType(gvk)
+	}
 	if err != nil {
 		writeReview(w, admission.Errored(http.StatusBadRequest, err), nil)
 		return
 	}
 	writeReview(w, h.answer(r.Context(), req), gvk)
+}
+
+// checkReviewType refuses a body that does not say it is an AdmissionReview of a version
+// the API server sends. controller-runtime's admission.Webhook answers such a body, so a
+// review without its type, or of another kind, and with a request for an object pdguard
+// does not guard would be allowed; the API server never sends one.
+func checkReviewType(gvk *schema.GroupVersionKind) error {
+	if gvk != nil && gvk.Kind == "AdmissionReview" && gvk.Group == admissionv1.GroupName &&
+		(gvk.Version == admissionv1.SchemeGroupVersion.Version || gvk.Version == admissionv1beta1.SchemeGroupVersion.Version) {
+		return nil
+	}
+	var got string
+	if gvk != nil {
+		got = gvk.GroupVersion().String() + " " + gvk.Kind
+	}
+	return fmt.Errorf("not an AdmissionReview: the body says apiVersion/kind %q, want admission.k8s.io/v1 (or v1beta1) AdmissionReview", strings.TrimSpace(got))
 }
 
 // bodies hold request bodies between requests: a review is about 15 KB, read into a

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,6 +66,12 @@ func TestServeHTTPMatchesAdmissionWebhook(t *testing.T) {
 		for name, b := range bodies {
 			t.Run(phase+"/"+name, func(t *testing.T) {
 				got, want := serveWith(h, b.body, b.contentType), serveWith(&admission.Webhook{Handler: h}, b.body, b.contentType)
+				if !typedReview(b.body) {
+					// admission.Webhook answers a body without the AdmissionReview type;
+					// pdguard refuses it.
+					refusesUntyped(t, got)
+					return
+				}
 				if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
 					t.Fatalf("answer differs from admission.Webhook's\n got %d %s\nwant %d %s", got.Code, got.Body, want.Code, want.Body)
 				}
@@ -97,4 +104,22 @@ func fuzzBytes(file string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// typedReview reports whether body says it is an AdmissionReview (apiVersion and kind),
+// as everything the API server sends does.
+func typedReview(body []byte) bool {
+	_, _, err := admissionCodecs.UniversalDeserializer().Decode(body, nil, nil)
+	return err == nil
+}
+
+func refusesUntyped(t *testing.T, got *httptest.ResponseRecorder) {
+	t.Helper()
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(got.Body.Bytes(), &out); err != nil || out.Response == nil {
+		t.Fatalf("answer is not an AdmissionReview with a response: %d %s", got.Code, got.Body)
+	}
+	if out.Response.Allowed || out.Response.Result == nil || out.Response.Result.Code != http.StatusBadRequest {
+		t.Fatalf("a body that is not a typed AdmissionReview was not refused with 400: %s", got.Body)
+	}
 }

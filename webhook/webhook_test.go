@@ -206,6 +206,10 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for phase, h := range map[string]*Handler{"mutate": mutate, "validate": validate} {
 			rec := serveWithin(t, h, body)
+			if !typedReview(body) {
+				refusesUntyped(t, rec)
+				continue
+			}
 			// The handler decodes the review itself; controller-runtime's admission.Webhook
 			// around the same decisions must give the very same bytes.
 			if want := serveWithin(t, &admission.Webhook{Handler: h}, body); !bytes.Equal(rec.Body.Bytes(), want.Body.Bytes()) || rec.Code != want.Code {
