@@ -183,8 +183,8 @@ func TestBadInput(t *testing.T) {
 		{name: "a body past the 7 MiB limit", path: "/validate", body: review(admissionv1.Update, edited(stable, withAnnotation("example.com/blob", big)), edited(tagged(newTag), withAnnotation("example.com/blob", big+big))), status: 200, code: 413, message: "request entity is too large"},
 		// The server reads any review as v1 (the fields are the same), so what decides is
 		// the change it carries: a tag change without a canary partition.
-		{name: "a review of another apiVersion is decided on its change", path: "/validate", body: bytes.Replace(noCanary, []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v2"`), 1), status: 200, code: 403, message: "[missing-canary]"},
-		{name: "a review of another kind is decided on its change", path: "/validate", body: bytes.Replace(noCanary, []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"AdmissionResponse"`), 1), status: 200, code: 403, message: "[missing-canary]"},
+		{name: "a review of another apiVersion is refused", path: "/validate", body: bytes.Replace(noCanary, []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v2"`), 1), status: 200, code: 400, message: `not an AdmissionReview: the body says apiVersion/kind "admission.k8s.io/v2 AdmissionReview"`},
+		{name: "a review of another kind is refused", path: "/mutate", body: bytes.Replace(noCanary, []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"AdmissionResponse"`), 1), status: 200, code: 400, message: `"admission.k8s.io/v1 AdmissionResponse", want admission.k8s.io/v1 (or v1beta1) AdmissionReview`},
 		{name: "a Deployment sent to the StatefulSet webhook", path: "/validate", body: review(admissionv1.Update, nil, nil, func(r *admissionv1.AdmissionRequest) {
 			r.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
 			r.Object, r.OldObject = runtime.RawExtension{Raw: deployment}, runtime.RawExtension{Raw: deployment}
