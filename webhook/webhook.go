@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -68,16 +69,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 }
 
 func (h *Handler) decide(ctx context.Context, req admission.Request, d *audit.Record) admission.Response {
-	if req.UID == "" {
-		// The API server gives every request a uid; a review without one is not from it
-		// and carries nothing to decide on, so it is refused rather than allowed.
-		err := errors.New("not an AdmissionReview from the API server: request.uid is empty")
-		d.Outcome, d.Err = audit.Errored, err
-		return admission.Errored(http.StatusBadRequest, err)
-	}
-	if req.Kind.Kind == "" || req.Resource.Resource == "" || req.Operation == "" {
-		// Nor does it send a request without the object's kind, resource and operation.
-		err := errors.New("not an AdmissionReview from the API server: request.kind, request.resource or request.operation is empty")
+	if err := fromAPIServer(req); err != nil {
 		d.Outcome, d.Err = audit.Errored, err
 		return admission.Errored(http.StatusBadRequest, err)
 	}
@@ -199,4 +191,23 @@ func decodeRequest(req admission.Request) (*policy.Request, error) {
 		return nil, err
 	}
 	return gr, nil
+}
+
+// fromAPIServer refuses a request the API server never sends: it gives every request a
+// uid, the object's kind and resource, and the operation. A request without them carries
+// nothing to decide on, so it is refused rather than allowed as not guarded.
+func fromAPIServer(req admission.Request) error {
+	if req.UID != "" && req.Kind.Kind != "" && req.Resource.Resource != "" && req.Operation != "" {
+		return nil
+	}
+	var missing []string
+	for _, f := range [...]struct{ name, value string }{
+		{"request.uid", string(req.UID)}, {"request.kind", req.Kind.Kind},
+		{"request.resource", req.Resource.Resource}, {"request.operation", string(req.Operation)},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	return fmt.Errorf("not an AdmissionReview from the API server: %s empty", strings.Join(missing, ", "))
 }

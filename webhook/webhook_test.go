@@ -243,3 +243,28 @@ func onDelete(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
 	sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
 	return sts
 }
+
+func TestRequestsTheAPIServerNeverSendsAreRefused(t *testing.T) {
+	full := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: statefulSetKind, Resource: metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, Operation: admissionv1.Update,
+	}}
+	if err := fromAPIServer(full); err != nil {
+		t.Fatalf("a complete request: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(*admission.Request)
+		want string
+	}{
+		"no uid":                   {func(r *admission.Request) { r.UID = "" }, "request.uid empty"},
+		"no kind and no operation": {func(r *admission.Request) { r.Kind.Kind, r.Operation = "", "" }, "request.kind, request.operation empty"},
+		"no resource":              {func(r *admission.Request) { r.Resource.Resource = "" }, "request.resource empty"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := full
+			tc.edit(&req)
+			if err := fromAPIServer(req); err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error ending %q", err, tc.want)
+			}
+		})
+	}
+}

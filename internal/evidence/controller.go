@@ -348,13 +348,13 @@ func orUnknown(s string) string {
 	return s
 }
 
-// writeVerdict patches only the annotation, so it never races the kubelet's status writes.
 // writeTimeout bounds a verdict write that outlives the stop signal.
 const writeTimeout = 10 * time.Second
 
 // errStalePod: the pod changed after the cache gave it to the controller.
 var errStalePod = errors.New("pod changed since it was read")
 
+// writeVerdict patches only the annotation, so it never races the kubelet's status writes.
 func (r *Reconciler) writeVerdict(ctx context.Context, pod *corev1.Pod, v rollout.Verdict) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
