@@ -32,8 +32,8 @@ func (cp *ControlPlane) StopAPIServer() error {
 
 // StartAPIServer starts the kube-apiserver StopAPIServer stopped, with the same flags:
 // the same port, etcd, certificates and service-account keys, so every client and
-// kubeconfig keeps working. It returns once /readyz answers 200 and, with KWOK, once
-// KWOK has been restarted against it.
+// kubeconfig keeps working. It returns once /readyz answers 200 and kube-scheduler and
+// KWOK (where they run) have been restarted against it.
 func (cp *ControlPlane) StartAPIServer(ctx context.Context) (time.Duration, error) {
 	began := time.Now()
 	cp.mu.Lock()
@@ -57,10 +57,19 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context) (time.Duration, erro
 	}); err != nil {
 		return 0, fmt.Errorf("controlplane: %w", err)
 	}
+	if cp.opts.Controllers {
+		// kube-scheduler's informers can come back from the outage with a cache it calls
+		// corrupted, and then it schedules no new pod; a restart resyncs it, as a
+		// control-plane node's static pods restart with their apiserver.
+		if err := cp.restart(ctx, "kube-scheduler", nil); err != nil {
+			return 0, err
+		}
+	}
 	if cp.opts.KWOK {
 		// KWOK's pod watch does not come back after the apiserver went away: pods created
 		// afterwards would never run. A restart reconnects it, as a kubelet reconnects.
-		if err := cp.restartKWOK(ctx); err != nil {
+		u := fmt.Sprintf("http://127.0.0.1:%d/healthz", cp.kwokPort)
+		if err := cp.restart(ctx, "kwok", func(ctx context.Context) error { return httpOK(ctx, http.DefaultClient, u) }); err != nil {
 			return 0, err
 		}
 	}
@@ -69,10 +78,12 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context) (time.Duration, erro
 	return took, nil
 }
 
-func (cp *ControlPlane) restartKWOK(ctx context.Context) error {
-	old := cp.proc("kwok")
+// restart stops the component called name and starts it again with the same flags;
+// ready, when given, says when it serves again.
+func (cp *ControlPlane) restart(ctx context.Context, name string, ready func(context.Context) error) error {
+	old := cp.proc(name)
 	if old == nil {
-		return errors.New("controlplane: kwok is not running")
+		return fmt.Errorf("controlplane: %s is not running", name)
 	}
 	if err := old.stop(stopGrace); err != nil {
 		return fmt.Errorf("controlplane: %w", err)
@@ -85,10 +96,10 @@ func (cp *ControlPlane) restartKWOK(ctx context.Context) error {
 		return fmt.Errorf("controlplane: %w", err)
 	}
 	cp.watchExit(p)
-	u := fmt.Sprintf("http://127.0.0.1:%d/healthz", cp.kwokPort)
-	if err := cp.waitFor(ctx, p, "KWOK to serve again after its restart", func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, u)
-	}); err != nil {
+	if ready == nil {
+		return nil
+	}
+	if err := cp.waitFor(ctx, p, name+" to serve again after its restart", ready); err != nil {
 		return fmt.Errorf("controlplane: %w", err)
 	}
 	return nil
