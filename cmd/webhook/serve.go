@@ -49,6 +49,7 @@ type serveFlags struct {
 	scope            scopeFlags
 	metricsSecure    bool
 	http2            bool
+	pprofAddr        string
 }
 
 func newServeCommand() *cobra.Command {
@@ -77,6 +78,7 @@ func newServeCommand() *cobra.Command {
 	fs.IntVar(&f.port, "port", 9443, "port the webhook server listens on")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof profiles, unauthenticated: bind it to loopback and reach it with kubectl port-forward (0 disables it)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one leader for the evidence controller; every replica serves admission")
 	fs.StringVar(&f.leaderElectionID, "leader-election-id", "pdguard-evidence.pdguard.io", "name of the leader election lease; releases in one namespace need their own (the chart uses RELEASE-evidence)")
 	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
@@ -157,6 +159,7 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsOptions(f.metricsAddr, f.metricsSecure, tlsOptions(false)),
 		HealthProbeBindAddress:  f.probeAddr,
+		PprofBindAddress:        f.pprofAddr,
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        f.leaderElectionID,
 		LeaderElectionNamespace: f.leaderElectionNS,

@@ -41,6 +41,8 @@ type benchConfig struct {
 	duration    time.Duration
 	rate        float64
 	connections int
+	profileDir  string
+	only        string
 }
 
 // target is one server under test.
@@ -49,6 +51,8 @@ type target struct {
 	client     *client
 	metricsURL string
 	pid        int
+	// pprofURL is the server's /debug/pprof/ when profiles are taken.
+	pprofURL string
 }
 
 // benchCase is one kind of request; the baseline gets the same body and must allow it.
@@ -64,6 +68,7 @@ type sample struct {
 	lagP99       float64 // ms the fixed-rate schedule started late
 	allocsPerReq float64
 	rssMiB       float64
+	fileMiB      float64 // of rssMiB, the pages mapped from the binary
 	heapMiB      float64 // heap in use, read with rssMiB
 	errors       int
 	firstErr     string
@@ -79,13 +84,31 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	// The chart's memory limit, as bench-scale runs it: one GC setting for both.
-	pd, base, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, cfg.connections)
+	var args []string
+	pprofURL := ""
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return 0, err
+		}
+		ports, err := controlplane.FreePorts(1)
+		if err != nil {
+			return 0, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
+		args, pprofURL = []string{"--pprof-bind-address", addr}, "http://"+addr+"/debug/pprof/"
+	}
+	pd, base, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, args, cfg.connections)
 	if err != nil {
 		return 0, err
 	}
+	pd.pprofURL = pprofURL
 	cases, err := prepareBenchCases(ctx, pd.client)
 	if err != nil {
 		return 0, fmt.Errorf("the first requests already went wrong, so no load was sent: %w", err)
+	}
+	cases = slices.DeleteFunc(cases, func(bc benchCase) bool { return !strings.Contains(bc.name, cfg.only) })
+	if len(cases) == 0 {
+		return 0, fmt.Errorf("--cases %q matches no case", cfg.only)
 	}
 	targets := []*target{base, pd}
 	logf("loadtest: warming up")
@@ -106,7 +129,11 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 			}
 			for _, t := range order {
 				logf("loadtest: run %d/%d, %s on %s", run+1, cfg.runs, bc.name, t.name)
-				s, err := measureCase(ctx, cfg, t, bc)
+				profile := ""
+				if run == 0 && t.pprofURL != "" {
+					profile = filepath.Join(cfg.profileDir, strings.ReplaceAll(bc.name, " ", "-"))
+				}
+				s, err := measureCase(ctx, cfg, t, bc, profile)
 				if err != nil {
 					return 0, err
 				}
@@ -130,14 +157,29 @@ func (bc benchCase) forTarget(t *target) request {
 	return r
 }
 
-func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) (sample, error) {
+// measureCase runs one case against one server; with profile set, it also saves the
+// server's CPU and allocation profiles of the saturation phase as profile.cpu.pprof and
+// profile.allocs.pprof, and an execution trace of the fixed-rate phase (where p99 is
+// measured) as profile.trace.
+func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
 	r := bc.forTarget(t)
 	var s sample
 	before, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
 	if err != nil {
 		return s, err
 	}
+	var profiles sync.WaitGroup
+	profileErrs := make([]error, 2)
+	if profile != "" {
+		secs := strconv.Itoa(max(1, int(cfg.duration.Seconds())))
+		profiles.Go(func() { profileErrs[0] = fetchProfile(ctx, t.pprofURL+"profile?seconds="+secs, profile+".cpu.pprof") })
+		profiles.Go(func() { profileErrs[1] = fetchProfile(ctx, t.pprofURL+"allocs?seconds="+secs, profile+".allocs.pprof") })
+	}
 	n, errs, first := saturate(ctx, t.client, &r, cfg.connections, cfg.duration)
+	profiles.Wait()
+	if err := errors.Join(profileErrs...); err != nil {
+		return s, fmt.Errorf("profiling %s: %w", bc.name, err)
+	}
 	after, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
 	if err != nil {
 		return s, err
@@ -150,6 +192,9 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) 
 	if s.rssMiB, err = rssMiB(t.pid); err != nil {
 		return s, err
 	}
+	if s.fileMiB, err = fileRSSMiB(t.pid); err != nil {
+		return s, err
+	}
 	// RSS also holds freed pages the runtime has not yet returned and the binary's
 	// text; the heap in use says how much of it the live objects and garbage are.
 	heap, err := scrapeCounter(ctx, t.metricsURL, "go_memstats_heap_inuse_bytes")
@@ -157,7 +202,17 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) 
 		return s, err
 	}
 	s.heapMiB = heap / (1 << 20)
+	traced := make(chan error, 1)
+	if profile != "" {
+		secs := strconv.Itoa(max(1, int(cfg.duration.Seconds())))
+		go func() { traced <- fetchProfile(ctx, t.pprofURL+"trace?seconds="+secs, profile+".trace") }()
+	} else {
+		traced <- nil
+	}
 	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
+	if err := <-traced; err != nil {
+		return s, fmt.Errorf("tracing %s: %w", bc.name, err)
+	}
 	if q := quantiles(rec.latencies[r.path]); q != nil {
 		s.p50, s.p99 = q.P50, q.P99
 	}
@@ -169,6 +224,33 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase) 
 		s.firstErr = rec.firstErrs[0]
 	}
 	return s, ctx.Err()
+}
+
+// fetchProfile saves one /debug/pprof answer; the server takes the profile over the
+// seconds the URL names, so this returns when the phase it covers has ended.
+func fetchProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // saturate sends r back to back from workers connections for d: the server's ceiling.
@@ -296,10 +378,11 @@ func (e *benchEnv) build(ctx context.Context, pkg, name string) (string, error) 
 	return out, nil
 }
 
-// startServers starts pdguard (with env added to its environment) and, when connections
+// startServers starts pdguard (with env added to its environment and args to its
+// flags) and, when connections
 // is above zero, the baseline, each with one core's worth of Go scheduler, pinned to
 // serverCPU, and pins this process to clientCPU.
-func (e *benchEnv) startServers(ctx context.Context, env []string, connections int) (pd, base *target, err error) {
+func (e *benchEnv) startServers(ctx context.Context, env, args []string, connections int) (pd, base *target, err error) {
 	e.logf("loadtest: building pdguard and the baseline")
 	pdBin, err := e.build(ctx, "./cmd/webhook", "pdguard")
 	if err != nil {
@@ -314,7 +397,7 @@ func (e *benchEnv) startServers(ctx context.Context, env []string, connections i
 			return nil, nil, err
 		}
 	}
-	srv, err := pdguardproc.Start(ctx, e.cp, pdguardproc.Options{Binary: pdBin, SkipRegistration: true})
+	srv, err := pdguardproc.Start(ctx, e.cp, pdguardproc.Options{Binary: pdBin, SkipRegistration: true, Args: args})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -438,18 +521,24 @@ func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
 }
 
 // rssMiB is the resident set of a process, from /proc.
-func rssMiB(pid int) (float64, error) {
+func rssMiB(pid int) (float64, error) { return statusMiB(pid, "VmRSS") }
+
+// fileRSSMiB is the part of the resident set mapped from files: the binary's pages the
+// process has touched, which no GC setting changes.
+func fileRSSMiB(pid int) (float64, error) { return statusMiB(pid, "RssFile") }
+
+func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return kb / 1024, err
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 func median(samples []sample, f func(sample) float64) float64 {
@@ -470,7 +559,7 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
 	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit). Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\theap MiB\tlag p99 ms\terrors\t")
+	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tfile MiB\theap MiB\tlag p99 ms\terrors\t")
 	var errs []string
 	for _, bc := range cases {
 		byServer := results[bc.name]
@@ -487,11 +576,12 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 					errs = append(errs, fmt.Sprintf("%s on %s: %s", bc.name, name, s.firstErr))
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
 				sat, ratio(sat, baseSat),
 				median(ss, func(s sample) float64 { return s.p50 }), p99, ratio(p99, baseP99),
 				median(ss, func(s sample) float64 { return s.allocsPerReq }),
 				median(ss, func(s sample) float64 { return s.rssMiB }),
+				median(ss, func(s sample) float64 { return s.fileMiB }),
 				median(ss, func(s sample) float64 { return s.heapMiB }),
 				median(ss, func(s sample) float64 { return s.lagP99 }), n)
 		}

@@ -67,7 +67,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	logf("loadtest: created %d StatefulSets and %d pods in %s", cfg.sets, cfg.sets*cfg.podsPerSet, time.Since(began).Round(time.Second))
-	pd, _, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, 0)
+	pd, _, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, nil, 0)
 	if err != nil {
 		return 0, err
 	}
