@@ -85,3 +85,15 @@ func reviewBody(b *testing.B, old, nw *appsv1.StatefulSet) []byte {
 	}
 	return body
 }
+
+// BenchmarkDecodeReview is the review's own decoding, the objects left as bytes.
+func BenchmarkDecodeReview(b *testing.B) {
+	body := reviewBody(b, fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest"))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := decodeReview(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

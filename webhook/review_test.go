@@ -42,6 +42,12 @@ func TestServeHTTPMatchesAdmissionWebhook(t *testing.T) {
 		"object of the wrong shape":  {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"UPDATE","object":{"spec":{"replicas":"two"}},"oldObject":{}}}`), "application/json"},
 		"object twice and null":      {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"operation":"CREATE","object":{"metadata":{"name":"a"}},"object":{"metadata":{"name":"b","labels":{"app.kubernetes.io/name":"pingdirectory"}}},"object":null}}`), "application/json"},
 		"number where a string goes": {[]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":1}}`), "application/json"},
+		"kind in other case only":    {bytes.Replace(upgrade, []byte(`"kind":"AdmissionReview"`), []byte(`"KIND":"AdmissionReview"`), 1), "application/json"},
+		"kind twice":                 {bytes.Replace(upgrade, []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"Other","kind":"AdmissionReview"`), 1), "application/json"},
+		"kind twice, other case":     {bytes.Replace(upgrade, []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"Other","Kind":"AdmissionReview"`), 1), "application/json"},
+		"uid in other case":          {bytes.Replace(upgrade, []byte(`"uid":`), []byte(`"UID":`), 1), "application/json"},
+		"another top-level member":   {bytes.Replace(upgrade, []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"AdmissionReview","response":{"uid":"x","allowed":true}`), 1), "application/json"},
+		"invalid UTF-8 in a name":    {bytes.Replace(upgrade, []byte(`"name":"`), []byte("\"name\":\"\xff"), 1), "application/json"},
 	}
 	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzAdmissionReview"))
 	if err != nil {
@@ -121,5 +127,22 @@ func refusesUntyped(t *testing.T, got *httptest.ResponseRecorder) {
 	}
 	if out.Response.Allowed || out.Response.Result == nil || out.Response.Result.Code != http.StatusBadRequest {
 		t.Fatalf("a body that is not a typed AdmissionReview was not refused with 400: %s", got.Body)
+	}
+}
+
+// TestReviewObjectsStayInTheBody holds decodeJSONReview to what saves its copies: the
+// objects it returns are slices of the body, so the body must outlive them (ServeHTTP
+// keeps it until the answer is written).
+func TestReviewObjectsStayInTheBody(t *testing.T) {
+	body := review(t, admissionv1.Update, fixture.Live(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest"))
+	req, _, ok := decodeJSONReview(body)
+	if !ok {
+		t.Fatal("the fast path refused a review the API server sends")
+	}
+	for name, raw := range map[string][]byte{"object": req.Object.Raw, "oldObject": req.OldObject.Raw} {
+		i := bytes.Index(body, raw)
+		if len(raw) == 0 || i < 0 || &body[i] != &raw[0] {
+			t.Errorf("%s is not a slice of the body", name)
+		}
 	}
 }

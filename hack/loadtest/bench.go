@@ -159,7 +159,7 @@ func (bc benchCase) forTarget(t *target) request {
 
 // measureCase runs one case against one server; with profile set, it also saves the
 // server's CPU and allocation profiles of the saturation phase as profile.cpu.pprof and
-// profile.allocs.pprof, and an execution trace of the fixed-rate phase (where p99 is
+// profile.allocs.pprof, the live heap after it as profile.heap.pprof, and an execution trace of the fixed-rate phase (where p99 is
 // measured) as profile.trace.
 func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
 	r := bc.forTarget(t)
@@ -177,6 +177,9 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 	}
 	n, errs, first := saturate(ctx, t.client, &r, cfg.connections, cfg.duration)
 	profiles.Wait()
+	if profile != "" {
+		profileErrs = append(profileErrs, fetchProfile(ctx, t.pprofURL+"heap?gc=1", profile+".heap.pprof"))
+	}
 	if err := errors.Join(profileErrs...); err != nil {
 		return s, fmt.Errorf("profiling %s: %w", bc.name, err)
 	}
