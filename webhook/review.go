@@ -153,7 +153,7 @@ var reviewOptions = jsonv2.JoinOptions(jsonv2.RejectUnknownMembers(false), jsonv
 
 // fastReview is the v1 review with its two objects left in the body instead of copied
 // out of it (runtime.RawExtension copies): the outer fields win over the embedded
-// ones of the same JSON name, as encoding/json's rules for embedded structs say.
+// ones of the same JSON name, by the embedding rule both decoders share (shallowest wins).
 //
 // The universal deserializer reads apiVersion and kind with encoding/json, whose names
 // match in any case ("Kind", "APIVERSION"), and the review with sigs.k8s.io/json, whose
