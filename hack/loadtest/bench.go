@@ -158,9 +158,9 @@ func (bc benchCase) forTarget(t *target) request {
 }
 
 // measureCase runs one case against one server; with profile set, it also saves the
-// server's CPU and allocation profiles of the saturation phase as profile.cpu.pprof and
-// profile.allocs.pprof, the live heap after it as profile.heap.pprof, and an execution trace of the fixed-rate phase (where p99 is
-// measured) as profile.trace.
+// server's CPU and allocation profiles of the saturation phase (profile.cpu.pprof,
+// profile.allocs.pprof), the live heap after it (profile.heap.pprof) and an execution
+// trace of the fixed-rate phase, where p99 is measured (profile.trace).
 func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
 	r := bc.forTarget(t)
 	var s sample
@@ -168,19 +168,13 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 	if err != nil {
 		return s, err
 	}
-	var profiles sync.WaitGroup
-	profileErrs := make([]error, 2)
-	if profile != "" {
-		secs := strconv.Itoa(max(1, int(cfg.duration.Seconds())))
-		profiles.Go(func() { profileErrs[0] = fetchProfile(ctx, t.pprofURL+"profile?seconds="+secs, profile+".cpu.pprof") })
-		profiles.Go(func() { profileErrs[1] = fetchProfile(ctx, t.pprofURL+"allocs?seconds="+secs, profile+".allocs.pprof") })
-	}
+	secs := "?seconds=" + strconv.Itoa(max(1, int(cfg.duration.Seconds())))
+	saved := capture(ctx, t, profile, map[string]string{"profile" + secs: ".cpu.pprof", "allocs" + secs: ".allocs.pprof"})
 	n, errs, first := saturate(ctx, t.client, &r, cfg.connections, cfg.duration)
-	profiles.Wait()
-	if profile != "" {
-		profileErrs = append(profileErrs, fetchProfile(ctx, t.pprofURL+"heap?gc=1", profile+".heap.pprof"))
+	if err := saved(); err != nil {
+		return s, fmt.Errorf("profiling %s: %w", bc.name, err)
 	}
-	if err := errors.Join(profileErrs...); err != nil {
+	if err := capture(ctx, t, profile, map[string]string{"heap?gc=1": ".heap.pprof"})(); err != nil {
 		return s, fmt.Errorf("profiling %s: %w", bc.name, err)
 	}
 	after, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
@@ -205,15 +199,9 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 		return s, err
 	}
 	s.heapMiB = heap / (1 << 20)
-	traced := make(chan error, 1)
-	if profile != "" {
-		secs := strconv.Itoa(max(1, int(cfg.duration.Seconds())))
-		go func() { traced <- fetchProfile(ctx, t.pprofURL+"trace?seconds="+secs, profile+".trace") }()
-	} else {
-		traced <- nil
-	}
+	traced := capture(ctx, t, profile, map[string]string{"trace" + secs: ".trace"})
 	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
-	if err := <-traced; err != nil {
+	if err := traced(); err != nil {
 		return s, fmt.Errorf("tracing %s: %w", bc.name, err)
 	}
 	if q := quantiles(rec.latencies[r.path]); q != nil {
@@ -227,6 +215,29 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 		s.firstErr = rec.firstErrs[0]
 	}
 	return s, ctx.Err()
+}
+
+// capture starts saving the server's /debug/pprof endpoints (name and query) into
+// profile plus each suffix, and returns a wait for them all; with no profile it saves
+// nothing.
+func capture(ctx context.Context, t *target, profile string, endpoints map[string]string) (wait func() error) {
+	if profile == "" {
+		return func() error { return nil }
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(endpoints))
+	for endpoint, suffix := range endpoints {
+		wg.Go(func() { errs <- fetchProfile(ctx, t.pprofURL+endpoint, profile+suffix) })
+	}
+	return func() error {
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		return errors.Join(all...)
+	}
 }
 
 // fetchProfile saves one /debug/pprof answer; the server takes the profile over the
@@ -382,9 +393,8 @@ func (e *benchEnv) build(ctx context.Context, pkg, name string) (string, error) 
 }
 
 // startServers starts pdguard (with env added to its environment and args to its
-// flags) and, when connections
-// is above zero, the baseline, each with one core's worth of Go scheduler, pinned to
-// serverCPU, and pins this process to clientCPU.
+// flags) and, when connections is above zero, the baseline, each with one core's worth
+// of Go scheduler, pinned to serverCPU, and pins this process to clientCPU.
 func (e *benchEnv) startServers(ctx context.Context, env, args []string, connections int) (pd, base *target, err error) {
 	e.logf("loadtest: building pdguard and the baseline")
 	pdBin, err := e.build(ctx, "./cmd/webhook", "pdguard")
