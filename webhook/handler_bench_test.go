@@ -26,25 +26,27 @@ func BenchmarkHandler(b *testing.B) {
 	touched := fixture.Live()
 	touched.Annotations["example.com/ticket"] = "OPS-1234"
 	sel := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "pingdirectory"})
-	// A promotion attempt during an open canary whose pods are in the cache.
+	// A promotion attempt during an open canary whose pods are in the cache: refused while
+	// the canary has no verdict, admitted once it has a Succeeded one.
 	live := openCanary()
-	pods := canaryPods(live, time.Hour, nil)
-	pods = canaryPods(live, time.Hour, succeededFor(canaryRev, containerID(pods[1])))
+	unproven := canaryPods(live, time.Hour, nil)
+	proven := canaryPods(live, time.Hour, succeededFor(canaryRev, containerID(unproven[1])))
 	for _, c := range []struct {
 		name, phase string
 		old, new    *appsv1.StatefulSet
 		pods        []corev1.Pod
+		allowed     bool
 	}{
-		{"mutate tag change", "mutate", req.Old, req.New, nil},
-		{"validate mutated", "validate", patched.Old, patched.New, nil},
-		{"validate unrelated update", "validate", fixture.Live(), touched, nil},
-		{"validate promotion open canary", "validate", live, withPartition(openCanaryNoStatus(), 0), pods},
+		{"mutate tag change", "mutate", req.Old, req.New, nil, true},
+		{"validate mutated", "validate", patched.Old, patched.New, nil, true},
+		{"validate unrelated update", "validate", fixture.Live(), touched, nil, true},
+		{"validate promotion unproven canary", "validate", live, withPartition(openCanaryNoStatus(), 0), unproven, false},
+		{"validate promotion proven canary", "validate", live, withPartition(openCanaryNoStatus(), 0), proven, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			body := reviewBody(b, c.old, c.new)
 			h := &Handler{Phase: c.phase, Guard: g, Selector: sel, Pods: staticPods(c.pods)}
-			b.ReportAllocs()
-			for b.Loop() {
+			serve := func() *httptest.ResponseRecorder {
 				w := httptest.NewRecorder()
 				r := httptest.NewRequest(http.MethodPost, "/"+c.phase, bytes.NewReader(body))
 				r.Header.Set("Content-Type", "application/json")
@@ -52,6 +54,18 @@ func BenchmarkHandler(b *testing.B) {
 				if w.Code != http.StatusOK {
 					b.Fatalf("HTTP %d: %s", w.Code, w.Body)
 				}
+				return w
+			}
+			var answer admissionv1.AdmissionReview
+			if err := json.Unmarshal(serve().Body.Bytes(), &answer); err != nil {
+				b.Fatal(err)
+			}
+			if answer.Response.Allowed != c.allowed {
+				b.Fatalf("allowed = %v, want %v: %+v", answer.Response.Allowed, c.allowed, answer.Response.Result)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				serve()
 			}
 		})
 	}
