@@ -159,8 +159,9 @@ func (bc benchCase) forTarget(t *target) request {
 
 // measureCase runs one case against one server; with profile set, it also saves the
 // server's CPU and allocation profiles of the saturation phase (profile.cpu.pprof,
-// profile.allocs.pprof), the live heap after it (profile.heap.pprof) and an execution
-// trace of the fixed-rate phase, where p99 is measured (profile.trace).
+// profile.allocs.pprof), the live heap after it (profile.heap.pprof), and an execution
+// trace and a CPU profile of the fixed-rate phase, where p99 is measured (profile.trace,
+// profile.fixed-rate.cpu.pprof).
 func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
 	r := bc.forTarget(t)
 	var s sample
@@ -199,7 +200,7 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 		return s, err
 	}
 	s.heapMiB = heap / (1 << 20)
-	traced := capture(ctx, t, profile, map[string]string{"trace" + secs: ".trace"})
+	traced := capture(ctx, t, profile, map[string]string{"trace" + secs: ".trace", "profile" + secs: ".fixed-rate.cpu.pprof"})
 	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
 	if err := traced(); err != nil {
 		return s, fmt.Errorf("tracing %s: %w", bc.name, err)
