@@ -60,6 +60,9 @@ func BenchmarkHandler(b *testing.B) {
 			if err := json.Unmarshal(serve().Body.Bytes(), &answer); err != nil {
 				b.Fatal(err)
 			}
+			if answer.Response == nil {
+				b.Fatal("the answer carries no response")
+			}
 			if answer.Response.Allowed != c.allowed {
 				b.Fatalf("allowed = %v, want %v: %+v", answer.Response.Allowed, c.allowed, answer.Response.Result)
 			}
