@@ -80,6 +80,13 @@ func (d *drainer) Serving(signal context.Context, log logr.Logger) context.Conte
 // begun, so the API server moves its kept-alive connections to replicas that stay
 // instead of finding them closed under a request when this one stops. Over HTTP/2, Go's
 // server turns that header into a graceful GOAWAY on the connection.
+//
+// It also lets a request in flight when the drain ends finish. controller-runtime's
+// webhook server derives every request's context from the context it runs on, so
+// stopping it cancelled the policy evaluation of each request still being decided: the
+// fail-closed webhook then refused that change with "context canceled" during a
+// rolling restart of pdguard. A request's context now ends only at the deadline the API
+// server gave the call.
 func (d *drainer) server(srv crwebhook.Server) crwebhook.Server {
 	return &drainingServer{Server: srv, d: d}
 }
@@ -94,6 +101,22 @@ func (s *drainingServer) Register(path string, h http.Handler) {
 		if s.d.draining.Load() {
 			w.Header().Set("Connection", "close")
 		}
-		h.ServeHTTP(w, r)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), callTimeout(r))
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
+}
+
+// maxCallTimeout is the most an admission webhook's timeoutSeconds may be.
+const maxCallTimeout = 30 * time.Second
+
+// callTimeout is how long the API server waits for this call: it says so in the URL's
+// timeout parameter (e.g. ?timeout=10s, the webhook's timeoutSeconds). Without one, or
+// with one out of range, the longest a webhook call may take.
+func callTimeout(r *http.Request) time.Duration {
+	d, err := time.ParseDuration(r.URL.Query().Get("timeout"))
+	if err != nil || d <= 0 || d > maxCallTimeout {
+		return maxCallTimeout
+	}
+	return d
 }

@@ -40,8 +40,14 @@ func TestAuditDrainOnSIGTERM(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		if out.Allowed {
+		switch {
+		case out.Allowed:
 			t.Errorf("review %d: the bundled change was allowed", i)
+		case out.Result == nil || out.Result.Code != http.StatusForbidden:
+			// An error answer is what a cancelled evaluation gives: the fail-closed
+			// webhook would refuse the change for pdguard's restart, not for the rule.
+			t.Errorf("review %d: answered with an error instead of the rule's denial: %+v", i, out.Result)
+			return false
 		}
 		return true
 	}
