@@ -339,6 +339,7 @@ func TestPdguardSchemaRejects(t *testing.T) {
 		{"guard.enforcment=warn", "enforcment"},
 		{"shutdown.drainSeconds=-1", "/shutdown/drainSeconds"},
 		{"shutdown.timeoutSeconds=0", "/shutdown/timeoutSeconds"},
+		{"audit.drainTimeout=1m30s", "/audit/drainTimeout"},
 		{"guard.selector=null", "selector"},
 	}
 	for _, helm := range helmBinaries {
@@ -1269,9 +1270,11 @@ func TestPdguardShutdown(t *testing.T) {
 		timeout, grace     int64
 		wantPreStopPresent bool
 	}{
-		{nil, 5, 5, 15, 30, true},
-		{[]string{"shutdown.drainSeconds=12", "shutdown.timeoutSeconds=20"}, 12, 12, 20, 49, true},
-		{[]string{"shutdown.drainSeconds=0"}, 0, 0, 15, 20, false},
+		{nil, 5, 5, 15, 40, true},
+		{[]string{"shutdown.drainSeconds=12", "shutdown.timeoutSeconds=20"}, 12, 12, 20, 59, true},
+		{[]string{"shutdown.drainSeconds=0"}, 0, 0, 15, 30, false},
+		{[]string{"audit.drainTimeout=2m"}, 5, 5, 15, 150, true},
+		{[]string{"audit.drainTimeout=1500ms"}, 5, 5, 15, 32, true},
 	} {
 		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
 			t.Parallel()
@@ -1290,7 +1293,7 @@ func TestPdguardShutdown(t *testing.T) {
 				t.Errorf("--shutdown-timeout=%s, want %s", got, want)
 			}
 			if g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != tc.grace {
-				t.Errorf("terminationGracePeriodSeconds %s, want %d (preStop + drain + timeout + 5)", show(g), tc.grace)
+				t.Errorf("terminationGracePeriodSeconds %s, want %d (preStop + drain + timeout + audit drain + 5)", show(g), tc.grace)
 			}
 			hasPreStop := c.Lifecycle != nil && c.Lifecycle.PreStop != nil
 			if hasPreStop != tc.wantPreStopPresent {

@@ -157,9 +157,24 @@ clientConfig:
 {{- default (printf "%s-verdict-key" (include "pdguard.fullname" .)) .Values.verdicts.keySecret -}}
 {{- end -}}
 
-{{/* preStop sleep, pdguard's own drain, in-flight requests, and a margin before SIGKILL. */}}
+{{/* preStop sleep, pdguard's own drain, in-flight requests, the audit drain that follows
+them, and a margin before SIGKILL. */}}
 {{- define "pdguard.terminationGracePeriodSeconds" -}}
-{{- add (mul 2 (int64 .Values.shutdown.drainSeconds)) (int64 .Values.shutdown.timeoutSeconds) 5 }}
+{{- add (mul 2 (int64 .Values.shutdown.drainSeconds)) (int64 .Values.shutdown.timeoutSeconds) (include "pdguard.auditDrainSeconds" . | int64) 5 }}
+{{- end }}
+
+{{/* audit.drainTimeout in whole seconds, rounded up (the schema allows ms, s or m). */}}
+{{- define "pdguard.auditDrainSeconds" -}}
+{{- $d := toString .Values.audit.drainTimeout -}}
+{{- if hasSuffix "ms" $d -}}
+{{- div (add (trimSuffix "ms" $d | int64) 999) 1000 -}}
+{{- else if hasSuffix "s" $d -}}
+{{- trimSuffix "s" $d | int64 -}}
+{{- else if hasSuffix "m" $d -}}
+{{- mul (trimSuffix "m" $d | int64) 60 -}}
+{{- else -}}
+{{- fail (printf "audit.drainTimeout %q: want a whole number of ms, s or m, such as 10s" $d) -}}
+{{- end -}}
 {{- end }}
 
 {{/* pdguard's rules on guarded workloads, in the ClusterRole or in each rbac.namespaces Role. */}}

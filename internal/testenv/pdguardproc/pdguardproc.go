@@ -80,6 +80,8 @@ type Server struct {
 	args     []string
 	baseArgs []string
 	readyz   string
+	// killed says why the last Stop had to SIGKILL the server.
+	killed error
 }
 
 // Start issues a serving certificate for 127.0.0.1, starts `webhook serve` against the
@@ -185,6 +187,10 @@ func (s *Server) RestartWith(ctx context.Context, extra ...string) error {
 // the same certificate, as a pod restart does; the webhook configurations stay.
 func (s *Server) Restart(ctx context.Context) error {
 	s.Stop()
+	if err := s.killed; err != nil {
+		s.killed = nil
+		return err
+	}
 	return s.run(ctx)
 }
 
@@ -250,19 +256,39 @@ func (s *Server) tail() string {
 	return "log " + s.LogPath + ":\n" + strings.Join(lines, "\n")
 }
 
-// Stop ends the server and waits for it.
+// Stop ends the server with SIGTERM and waits for it, for the grace period the chart
+// gives its flags, then kills it as the kubelet would.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	grace := gracePeriod(s.args)
 	select {
 	case <-s.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(grace):
+		s.killed = fmt.Errorf("pdguard had not exited %s after SIGTERM (its grace period) and was killed; %s", grace, s.tail())
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}
 	s.logFile.Close()
+}
+
+// gracePeriod is the chart's terminationGracePeriodSeconds for a serve command line,
+// without the preStop sleep a test has no kubelet for: the drain, the shutdown timeout,
+// the audit drain and 5 s.
+func gracePeriod(args []string) time.Duration {
+	flag := func(name string, def time.Duration) time.Duration {
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+				if d, err := time.ParseDuration(v); err == nil {
+					def = d
+				}
+			}
+		}
+		return def
+	}
+	return flag("shutdown-drain", 5*time.Second) + flag("shutdown-timeout", 15*time.Second) + flag("audit-drain-timeout", 10*time.Second) + 5*time.Second
 }
 
 // Ready reports whether /readyz answers 200 now.
