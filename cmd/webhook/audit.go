@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,7 +25,7 @@ func newAuditCommand() *cobra.Command {
 		statefulSet      string
 		output, selector string
 	)
-	kube := genericclioptions.NewConfigFlags(true)
+	kube := newKubeFlags(true)
 	cmd := &cobra.Command{
 		Use:   "audit [-n NS | -A] [--since 24h] [--statefulset NAME] [-o table|json|markdown|html]",
 		Short: "Show the rollouts pdguard blocked, warned about or let through on an override, newest first, from its Reports and recent Events",
@@ -38,11 +37,11 @@ func newAuditCommand() *cobra.Command {
 			if allNamespaces && cmd.Flags().Changed("namespace") {
 				return badInput(fmt.Errorf("-n and -A cannot both be given: -n names one namespace, -A means all"))
 			}
-			cfg, err := kube.ToRESTConfig()
+			cfg, err := kube.restConfig()
 			if err != nil {
-				return badInput(fmt.Errorf("no Kubernetes client configuration (--kubeconfig, --context or KUBECONFIG): %w", err))
+				return badInput(err)
 			}
-			ns, _, err := kube.ToRawKubeConfigLoader().Namespace()
+			ns, _, err := kube.namespace()
 			if err != nil {
 				return badInput(err)
 			}
