@@ -70,9 +70,9 @@ current-context: first
 	}
 }
 
-// Linking Go's plugin package exports every symbol of the binary and keeps every exported
-// method: 36 MB more binary, all of it mapped and resident. kustomize's plugin loader,
-// reached through cli-runtime's genericclioptions, is how it came in.
+// Linking Go's plugin package makes a cgo build dynamically linked with every symbol
+// exported: 36 MB more binary. kustomize's plugin loader, reached through cli-runtime's
+// genericclioptions, is how it came in.
 func TestBinaryLinksNoGoPlugins(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {

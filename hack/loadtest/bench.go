@@ -392,7 +392,9 @@ func (e *benchEnv) build(ctx context.Context, pkg, name string) (string, error) 
 			return "", err
 		}
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	// As the Dockerfile builds the image's binary, so that RSS is the shipped binary's.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = e.root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s: %w\n%s", pkg, err, b)
