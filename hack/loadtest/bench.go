@@ -84,18 +84,9 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	// The chart's memory limit, as bench-scale runs it: one GC setting for both.
-	var args []string
-	pprofURL := ""
-	if cfg.profileDir != "" {
-		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
-			return 0, err
-		}
-		ports, err := controlplane.FreePorts(1)
-		if err != nil {
-			return 0, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
-		args, pprofURL = []string{"--pprof-bind-address", addr}, "http://"+addr+"/debug/pprof/"
+	args, pprofURL, err := pprofServing(cfg.profileDir)
+	if err != nil {
+		return 0, err
 	}
 	pd, base, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, args, cfg.connections)
 	if err != nil {
@@ -221,6 +212,23 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 // capture starts saving the server's /debug/pprof endpoints (name and query) into
 // profile plus each suffix, and returns a wait for them all; with no profile it saves
 // nothing.
+// pprofServing is the serve flag that turns on /debug/pprof/ on a free loopback port, and
+// its URL, when profiles are to be saved in dir (none when dir is empty).
+func pprofServing(dir string) (args []string, url string, err error) {
+	if dir == "" {
+		return nil, "", nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	ports, err := controlplane.FreePorts(1)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	return []string{"--pprof-bind-address", addr}, "http://" + addr + "/debug/pprof/", nil
+}
+
 func capture(ctx context.Context, t *target, profile string, endpoints map[string]string) (wait func() error) {
 	if profile == "" {
 		return func() error { return nil }

@@ -66,7 +66,7 @@ func run() int {
 	flag.DurationVar(&bench.duration, "phase", 4*time.Second, "bench-load: length of each saturation and fixed-rate phase")
 	flag.Float64Var(&bench.rate, "fixed-rate", 1000, "bench-load: requests per second of the latency phase")
 	flag.IntVar(&bench.connections, "connections", 8, "bench-load: connections of the saturation phase")
-	flag.StringVar(&bench.profileDir, "profile", "", "bench-load: save pdguard's CPU and allocation profiles of each case's first saturation phase in this directory (<case>.cpu.pprof, <case>.allocs.pprof, the live heap after it in <case>.heap.pprof; read them with go tool pprof) and an execution trace of its fixed-rate phase (<case>.trace; go tool trace)")
+	flag.StringVar(&bench.profileDir, "profile", "", "bench-scale: save pdguard's live heap at each figure in this directory (<figure>.heap.pprof); bench-load: save pdguard's CPU and allocation profiles of each case's first saturation phase in this directory (<case>.cpu.pprof, <case>.allocs.pprof, the live heap after it in <case>.heap.pprof; read them with go tool pprof) and an execution trace of its fixed-rate phase (<case>.trace; go tool trace)")
 	flag.StringVar(&bench.only, "cases", "", "bench-load: run only the cases whose name contains this text")
 	scale.register()
 	flag.Float64Var(&cfg.rate, "rate", 50, "admission requests per second in the open-loop phase (each change is a mutate and a validate, so changes start at rate/2)")
@@ -80,6 +80,7 @@ func run() int {
 	case "bench-load":
 		return runMode(func(ctx context.Context) (int, error) { return runBench(ctx, bench, logf) }, bench.validate())
 	case "bench-scale":
+		scale.profileDir = bench.profileDir
 		return runMode(func(ctx context.Context) (int, error) { return runScale(ctx, scale, logf) }, scale.validate())
 	default:
 		fmt.Fprintf(os.Stderr, "loadtest: --mode must be load, bench-load or bench-scale, got %q\n", *mode)

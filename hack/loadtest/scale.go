@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,8 @@ type scaleConfig struct {
 	sets, podsPerSet int
 	idle             time.Duration
 	requests         int
+	// profileDir, when set, gets pdguard's live heap at each figure (<figure>.heap.pprof).
+	profileDir string
 }
 
 func (c *scaleConfig) register() {
@@ -67,7 +71,11 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	logf("loadtest: created %d StatefulSets and %d pods in %s", cfg.sets, cfg.sets*cfg.podsPerSet, time.Since(began).Round(time.Second))
-	pd, _, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, nil, 0)
+	args, pprofURL, err := pprofServing(cfg.profileDir)
+	if err != nil {
+		return 0, err
+	}
+	pd, _, err := env.startServers(ctx, []string{"PDGUARD_MEMORY_LIMIT=" + chartMemoryLimit}, args, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -87,7 +95,11 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		}
 		figures = append(figures, figure{at: at, rss: rss, heap: heap / (1 << 20)})
 		logf("loadtest: %s: RSS %.0f MiB", at, rss)
-		return nil
+		if pprofURL == "" {
+			return nil
+		}
+		// gc=1: the heap as a collection leaves it, the part the cache and engine hold.
+		return fetchProfile(ctx, pprofURL+"heap?gc=1", filepath.Join(cfg.profileDir, strings.ReplaceAll(at, " ", "-")+".heap.pprof"))
 	}
 	if err := record("ready"); err != nil {
 		return 0, err
