@@ -40,10 +40,14 @@ func TestProjectedPodsObserveAlike(t *testing.T) {
 	notReady.Status.ContainerStatuses[0].RestartCount = 3
 	terminating := canary.DeepCopy()
 	terminating.DeletionTimestamp = &metav1.Time{Time: fixture.ReadyAt}
+	oomKilled := notReady.DeepCopy()
+	oomKilled.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 5m0s restarting failed container"}}
+	oomKilled.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled", Message: "the last lines of the log"}}
 
 	for name, pods := range map[string][]corev1.Pod{
 		"open canary":    {*stable, *canary},
 		"crash looping":  {*notReady, *canary},
+		"killed":         {*oomKilled, *canary},
 		"terminating":    {*stable, *terminating},
 		"forged verdict": {*stable, *withAnnotation(canary, rollout.ReplaceProfileAnnotation, `{"verdict":"succeeded"}`)},
 		"no pods":        nil,
@@ -55,7 +59,7 @@ func TestProjectedPodsObserveAlike(t *testing.T) {
 				t.Fatal(err)
 			}
 			projected[i] = *out.(*corev1.Pod)
-			if projected[i].ManagedFields != nil || projected[i].Spec.Volumes != nil {
+			if projected[i].ManagedFields != nil || projected[i].Spec.Volumes != nil || keepsMessages(&projected[i]) {
 				t.Errorf("%s: pod %s keeps fields no decision reads", name, pods[i].Name)
 			}
 		}
@@ -128,4 +132,21 @@ func TestProjectedPodsKeepTheVerdictWriter(t *testing.T) {
 	if len(projected.ManagedFields) != 1 {
 		t.Errorf("kept %d managedFields entries, want only the verdict's writer", len(projected.ManagedFields))
 	}
+}
+
+// keepsMessages: the free text of a pod's status, which no decision reads.
+func keepsMessages(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Message != "" || c.Reason != "" {
+			return true
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		for _, st := range []corev1.ContainerState{cs.State, cs.LastTerminationState} {
+			if (st.Waiting != nil && st.Waiting.Message != "") || (st.Terminated != nil && st.Terminated.Message != "") {
+				return true
+			}
+		}
+	}
+	return false
 }
