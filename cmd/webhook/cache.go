@@ -64,31 +64,21 @@ func projectPod(in any) (any, error) {
 // readiness is read from; the messages go. Stored whole, a pod's status was a fifth of
 // the live heap at 5,000 pods.
 func keptConditions(in []corev1.PodCondition) []corev1.PodCondition {
-	if in == nil {
-		return nil
-	}
-	out := make([]corev1.PodCondition, len(in))
-	for i, c := range in {
-		out[i] = corev1.PodCondition{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime}
-	}
-	return out
+	return each(in, func(c corev1.PodCondition) corev1.PodCondition {
+		return corev1.PodCondition{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime}
+	})
 }
 
 // keptContainerStatuses keeps what a container's state is judged by: its id, image,
 // readiness, restarts, and the reasons and exit code of its current and last state.
 func keptContainerStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
-	if in == nil {
-		return nil
-	}
-	out := make([]corev1.ContainerStatus, len(in))
-	for i, cs := range in {
-		out[i] = corev1.ContainerStatus{
+	return each(in, func(cs corev1.ContainerStatus) corev1.ContainerStatus {
+		return corev1.ContainerStatus{
 			Name: cs.Name, Image: cs.Image, ImageID: cs.ImageID, ContainerID: cs.ContainerID,
 			Ready: cs.Ready, Started: cs.Started, RestartCount: cs.RestartCount,
 			State: keptState(cs.State), LastTerminationState: keptState(cs.LastTerminationState),
 		}
-	}
-	return out
+	})
 }
 
 func keptState(s corev1.ContainerState) corev1.ContainerState {
@@ -166,12 +156,17 @@ func verdictWriters(fields []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEn
 }
 
 func containerNames(cs []corev1.Container) []corev1.Container {
-	if cs == nil {
+	return each(cs, func(c corev1.Container) corev1.Container { return corev1.Container{Name: c.Name, Image: c.Image} })
+}
+
+// each is in with keep applied to every element; nil stays nil, as the API server sent it.
+func each[T any](in []T, keep func(T) T) []T {
+	if in == nil {
 		return nil
 	}
-	out := make([]corev1.Container, len(cs))
-	for i, c := range cs {
-		out[i] = corev1.Container{Name: c.Name, Image: c.Image}
+	out := make([]T, len(in))
+	for i := range in {
+		out[i] = keep(in[i])
 	}
 	return out
 }
