@@ -69,13 +69,13 @@ func keptConditions(in []corev1.PodCondition) []corev1.PodCondition {
 	})
 }
 
-// keptContainerStatuses keeps what a container's state is judged by: its id, image,
-// readiness, restarts, and the reasons and exit code of its current and last state.
+// keptContainerStatuses keeps what a container's state is judged by (rollout.Container):
+// its name and id, restarts, and whether it runs, why it waits, and the
+// exit code and reason of its last termination.
 func keptContainerStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
 	return each(in, func(cs corev1.ContainerStatus) corev1.ContainerStatus {
 		return corev1.ContainerStatus{
-			Name: cs.Name, Image: cs.Image, ImageID: cs.ImageID, ContainerID: cs.ContainerID,
-			Ready: cs.Ready, Started: cs.Started, RestartCount: cs.RestartCount,
+			Name: cs.Name, ContainerID: cs.ContainerID, RestartCount: cs.RestartCount,
 			State: keptState(cs.State), LastTerminationState: keptState(cs.LastTerminationState),
 		}
 	})
@@ -83,14 +83,14 @@ func keptContainerStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus
 
 func keptState(s corev1.ContainerState) corev1.ContainerState {
 	var out corev1.ContainerState
-	if r := s.Running; r != nil {
-		out.Running = &corev1.ContainerStateRunning{StartedAt: r.StartedAt}
+	if s.Running != nil {
+		out.Running = &corev1.ContainerStateRunning{}
 	}
 	if w := s.Waiting; w != nil {
 		out.Waiting = &corev1.ContainerStateWaiting{Reason: w.Reason}
 	}
 	if t := s.Terminated; t != nil {
-		out.Terminated = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Signal: t.Signal, Reason: t.Reason, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt, ContainerID: t.ContainerID}
+		out.Terminated = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Reason: t.Reason}
 	}
 	return out
 }

@@ -209,9 +209,6 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 	return s, ctx.Err()
 }
 
-// capture starts saving the server's /debug/pprof endpoints (name and query) into
-// profile plus each suffix, and returns a wait for them all; with no profile it saves
-// nothing.
 // pprofServing is the serve flag that turns on /debug/pprof/ on a free loopback port, and
 // its URL, when profiles are to be saved in dir (none when dir is empty).
 func pprofServing(dir string) (args []string, url string, err error) {
@@ -229,6 +226,9 @@ func pprofServing(dir string) (args []string, url string, err error) {
 	return []string{"--pprof-bind-address", addr}, "http://" + addr + "/debug/pprof/", nil
 }
 
+// capture starts saving the server's /debug/pprof endpoints (name and query) into
+// profile plus each suffix, and returns a wait for them all; with no profile it saves
+// nothing.
 func capture(ctx context.Context, t *target, profile string, endpoints map[string]string) (wait func() error) {
 	if profile == "" {
 		return func() error { return nil }
