@@ -3,8 +3,9 @@ package main
 import (
 	"crypto/tls"
 
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/pdguard/pdguard/internal/metricsauth"
 )
 
 // metricsOptions: plain HTTP, or HTTPS where every scrape's bearer token is checked with a
@@ -14,5 +15,5 @@ func metricsOptions(addr string, secure bool, tlsOpts []func(*tls.Config)) metri
 	if !secure {
 		return metricsserver.Options{BindAddress: addr}
 	}
-	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization, TLSOpts: tlsOpts}
+	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: metricsauth.FilterProvider, TLSOpts: tlsOpts}
 }
