@@ -396,8 +396,21 @@ func (r *Reconciler) promote(ctx context.Context, sts *appsv1.StatefulSet, state
 		return ctrl.Result{}, false, nil
 	}
 	next := partition - 1
-	patch := []byte(fmt.Sprintf(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":%d}}}}`, next))
+	// Conditional on the resourceVersion the evidence was read with, as verdicts are: a
+	// reconcile from a cache that has not yet seen this controller's last step would
+	// otherwise send the same step again, which admission lets through as a no-op, and
+	// report a second promotion. Refused, the fresh StatefulSet is judged again.
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": sts.ResourceVersion},
+		"spec":     map[string]any{"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"partition": next}}},
+	})
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
 	if err := r.Client.Patch(ctx, sts, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: r.Opts.Recheck}, true, nil
+		}
 		var status apierrors.APIStatus
 		if errors.As(err, &status) && apierrors.IsForbidden(err) {
 			// Denied by the gate: the evidence the controller saw is not what admission

@@ -226,3 +226,52 @@ func TestARemovedVerdictIsWrittenAgain(t *testing.T) {
 		t.Error("the removed verdict was not written again")
 	}
 }
+
+type promotionRecords struct {
+	mu      sync.Mutex
+	records []audit.Record
+}
+
+func (p *promotionRecords) Record(r audit.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.Kind == audit.KindPromotion {
+		p.records = append(p.records, r)
+	}
+}
+
+// After a promotion step the StatefulSet's next events reconcile it again before the
+// cache shows the lowered partition: the step is taken and reported once, not once per
+// reconcile of the stale partition.
+func TestOnePromotionPerStepDespiteAStaleCache(t *testing.T) {
+	sts, objs := canarySet(true)
+	r, c, _ := newReconciler(t, objs, fileLogs{"pd-upgrade-example-pingdirectory-1": "success-migration.log"}, false)
+	cache := &staleCache{Client: c, scheme: c.Scheme()}
+	cache.catchUp(t)
+	r.Client = cache
+	rec := &promotionRecords{}
+	r.Audit = rec
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
+	for range 3 {
+		if _, err := r.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got appsv1.StatefulSet
+	if err := c.Get(context.Background(), req.NamespacedName, &got); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := rollout.Partition(&got); p != 0 {
+		t.Fatalf("partition = %d, want 0: the proven canary was not promoted", p)
+	}
+	if len(rec.records) != 1 {
+		t.Fatalf("%d promotion records for one step (partition 1 -> 0) read three times from a stale cache, want 1: %v", len(rec.records), rec.records)
+	}
+	cache.catchUp(t)
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.records) != 1 {
+		t.Fatalf("%d promotion records after the cache caught up, want 1", len(rec.records))
+	}
+}
