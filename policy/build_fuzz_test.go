@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -75,8 +76,26 @@ func FuzzBuildInput(f *testing.F) {
 		}
 		checkInput(t, req, in)
 		_ = inputValue(in)
+		for _, phase := range []string{"mutate", "validate"} {
+			in.Phase = phase
+			if _, err := fuzzEngine.Mutate(context.Background(), in); err != nil && strings.Contains(err.Error(), "fast path") {
+				t.Fatal(err)
+			}
+			if _, err := fuzzEngine.Validate(context.Background(), in); err != nil && strings.Contains(err.Error(), "fast path") {
+				t.Fatal(err)
+			}
+		}
 	})
 }
+
+// fuzzEngine cross-checks the fast path on every input the fuzzer builds.
+var fuzzEngine = func() *Engine {
+	e, err := New(Options{CrossCheck: true})
+	if err != nil {
+		panic(err)
+	}
+	return e
+}()
 
 func copyRequest(req *Request) *Request {
 	c := *req

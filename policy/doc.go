@@ -26,6 +26,14 @@
 // bundled-config-and-version, missing-canary, partition-gate, downgrade, single-replica,
 // override (validate); unreadable-version and invalid-enforcement-annotation (advisories).
 //
+// # Fast path
+//
+// With only the embedded rules loaded, Engine answers the common requests in Go
+// (fastpath.go): in enforce mode with no override in play, an update no rule can fire on,
+// and the canary partition of a plain version change. Everything else is evaluated in
+// Rego, which stays the definition; Options.CrossCheck, set by the tests, evaluates the
+// policy behind every fast answer and fails on any difference.
+//
 // # Policy directory
 //
 // Options.PolicyDir holds extra Rego v1 modules compiled together with the embedded ones.

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,10 @@ type Options struct {
 	// embedded policy, for example a package pdguard.validate module adding violations.
 	// Files ending in _test.rego are skipped.
 	PolicyDir string
+	// CrossCheck evaluates the Rego policy behind every answer of the Go fast path
+	// (fastpath.go) and fails the decision when the two differ. Tests set it, so that
+	// every request of the test corpora proves the fast path gives the policy's answer.
+	CrossCheck bool
 }
 
 // Engine evaluates the pdguard policy. It is safe for concurrent use; Reload swaps the
@@ -75,7 +80,17 @@ func New(opts Options) (*Engine, error) {
 
 // Mutate evaluates data.pdguard.framework.mutate_result.
 func (e *Engine) Mutate(ctx context.Context, in *Input) (Mutation, error) {
-	v, err := eval(ctx, e.current.Load().mutate, in, mutateQuery)
+	c := e.current.Load()
+	if len(c.files) == 0 {
+		if m, ok := fastMutate(in); ok {
+			return m, e.crossCheck(ctx, mutateQuery, m, func() (any, error) { return c.evalMutate(ctx, in) })
+		}
+	}
+	return c.evalMutate(ctx, in)
+}
+
+func (c *compiled) evalMutate(ctx context.Context, in *Input) (Mutation, error) {
+	v, err := eval(ctx, c.mutate, in, mutateQuery)
 	if err != nil {
 		return Mutation{}, err
 	}
@@ -84,11 +99,36 @@ func (e *Engine) Mutate(ctx context.Context, in *Input) (Mutation, error) {
 
 // Validate evaluates data.pdguard.framework.validate_result.
 func (e *Engine) Validate(ctx context.Context, in *Input) (Validation, error) {
-	v, err := eval(ctx, e.current.Load().validate, in, validateQuery)
+	c := e.current.Load()
+	if len(c.files) == 0 {
+		if v, ok := fastValidate(in); ok {
+			return v, e.crossCheck(ctx, validateQuery, v, func() (any, error) { return c.evalValidate(ctx, in) })
+		}
+	}
+	return c.evalValidate(ctx, in)
+}
+
+func (c *compiled) evalValidate(ctx context.Context, in *Input) (Validation, error) {
+	v, err := eval(ctx, c.validate, in, validateQuery)
 	if err != nil {
 		return Validation{}, err
 	}
 	return decodeValidation(v)
+}
+
+// crossCheck holds a fast-path answer to the policy's, when Options.CrossCheck is set.
+func (e *Engine) crossCheck(ctx context.Context, query string, fast any, full func() (any, error)) error {
+	if !e.opts.CrossCheck {
+		return nil
+	}
+	want, err := full()
+	if err != nil {
+		return fmt.Errorf("the fast path answered %s where the policy fails: %w", query, err)
+	}
+	if !reflect.DeepEqual(fast, want) {
+		return fmt.Errorf("the fast path's %s differs from the policy's:\nfast:   %#v\npolicy: %#v", query, fast, want)
+	}
+	return nil
 }
 
 // Reload reads opts.PolicyDir again and swaps in the new module set. A set that does not

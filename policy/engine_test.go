@@ -72,8 +72,12 @@ func mutated(in *Input, m Mutation) *Input {
 	return &out
 }
 
+// newEngine cross-checks the fast path in tests; benchmarks measure what the server runs.
 func newEngine(t testing.TB, opts Options) *Engine {
 	t.Helper()
+	if _, bench := t.(*testing.B); !bench {
+		opts.CrossCheck = true
+	}
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
