@@ -8,6 +8,9 @@ import "time"
 
 // Annotation and label keys that pdguard reads and writes.
 const (
+	// AnnotationPrefix starts every annotation key pdguard reads and writes, so that a cache
+	// can keep these and drop the rest.
+	AnnotationPrefix = "pdguard.io/"
 	// CanaryAnnotation on a StatefulSet records the canary that pdguard opened (JSON CanaryRecord).
 	CanaryAnnotation = "pdguard.io/canary"
 	// ReplaceProfileAnnotation on a pod records the evidence controller's verdict (JSON Verdict).
