@@ -83,7 +83,11 @@ func (e *Engine) Mutate(ctx context.Context, in *Input) (Mutation, error) {
 	c := e.current.Load()
 	if len(c.files) == 0 {
 		if m, ok := fastMutate(in); ok {
-			return m, e.crossCheck(ctx, mutateQuery, m, func() (any, error) { return c.evalMutate(ctx, in) })
+			if e.opts.CrossCheck {
+				want, err := c.evalMutate(ctx, in)
+				return m, crossCheck(mutateQuery, m, want, err)
+			}
+			return m, nil
 		}
 	}
 	return c.evalMutate(ctx, in)
@@ -102,7 +106,11 @@ func (e *Engine) Validate(ctx context.Context, in *Input) (Validation, error) {
 	c := e.current.Load()
 	if len(c.files) == 0 {
 		if v, ok := fastValidate(in); ok {
-			return v, e.crossCheck(ctx, validateQuery, v, func() (any, error) { return c.evalValidate(ctx, in) })
+			if e.opts.CrossCheck {
+				want, err := c.evalValidate(ctx, in)
+				return v, crossCheck(validateQuery, v, want, err)
+			}
+			return v, nil
 		}
 	}
 	return c.evalValidate(ctx, in)
@@ -116,12 +124,10 @@ func (c *compiled) evalValidate(ctx context.Context, in *Input) (Validation, err
 	return decodeValidation(v)
 }
 
-// crossCheck holds a fast-path answer to the policy's, when Options.CrossCheck is set.
-func (e *Engine) crossCheck(ctx context.Context, query string, fast any, full func() (any, error)) error {
-	if !e.opts.CrossCheck {
-		return nil
-	}
-	want, err := full()
+// crossCheck holds a fast-path answer to the policy's (want, or the policy's err). Callers
+// evaluate the policy only when Options.CrossCheck is set, so the fast path allocates
+// nothing for it.
+func crossCheck[T Mutation | Validation](query string, fast, want T, err error) error {
 	if err != nil {
 		return fmt.Errorf("the fast path answered %s where the policy fails: %w", query, err)
 	}
