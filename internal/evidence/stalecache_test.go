@@ -104,6 +104,18 @@ func (v *recordsOf) Record(r audit.Record) {
 	}
 }
 
+// readingStale points r at a stale view of c, caught up once, and collects r's audit
+// records of kind.
+func readingStale(t *testing.T, r *Reconciler, c client.Client, kind string) (*staleCache, *recordsOf) {
+	t.Helper()
+	cache := &staleCache{Client: c, scheme: c.Scheme()}
+	cache.catchUp(t)
+	r.Client = cache
+	rec := &recordsOf{kind: kind}
+	r.Audit = rec
+	return cache, rec
+}
+
 // A canary coming up is reconciled many times (every kubelet status update of the pod
 // triggers one) while the controller's cache still lacks the verdict it just wrote. Each
 // verdict change is one record and one Event, however often the same state is read again.
@@ -121,11 +133,7 @@ func TestOneRecordPerVerdictChangeDespiteAStaleCache(t *testing.T) {
 	}
 	logs := fileLogs{canary.Name: "in-progress.log"}
 	r, c, _ := newReconciler(t, objs, logs, false)
-	cache := &staleCache{Client: c, scheme: c.Scheme()}
-	cache.catchUp(t)
-	r.Client = cache
-	rec := &recordsOf{kind: audit.KindVerdict}
-	r.Audit = rec
+	cache, rec := readingStale(t, r, c, audit.KindVerdict)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
 	reconcile := func(times int) {
 		t.Helper()
@@ -242,11 +250,7 @@ func TestARemovedVerdictIsWrittenAgain(t *testing.T) {
 func TestOnePromotionPerStepDespiteAStaleCache(t *testing.T) {
 	sts, objs := canarySet(true)
 	r, c, _ := newReconciler(t, objs, fileLogs{"pd-upgrade-example-pingdirectory-1": "success-migration.log"}, false)
-	cache := &staleCache{Client: c, scheme: c.Scheme()}
-	cache.catchUp(t)
-	r.Client = cache
-	rec := &recordsOf{kind: audit.KindPromotion}
-	r.Audit = rec
+	cache, rec := readingStale(t, r, c, audit.KindPromotion)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
 	for range 3 {
 		if _, err := r.Reconcile(context.Background(), req); err != nil {
