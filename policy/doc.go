@@ -30,7 +30,9 @@
 //
 // With only the embedded rules loaded, Engine answers the common requests in Go
 // (fastpath.go): in enforce mode with no override in play, an update no rule can fire on,
-// and the canary partition of a plain version change. Everything else is evaluated in
+// the canary partition of a plain version change, and the partition gate's answer to a
+// promotion attempt (fastgate.go), which helm and controllers repeat until the canary is
+// proven. Everything else is evaluated in
 // Rego, which stays the definition; Options.CrossCheck, set by the tests, evaluates the
 // policy behind every fast answer and fails on any difference.
 //

@@ -9,8 +9,9 @@ import (
 // traffic, under the embedded rules in enforce mode with no override in play:
 //
 //   - a request that no rule can fire on (no version change, no open canary: most
-//     updates, and the validating webhook's view of a canary pdguard just pinned), and
-//   - the mutating webhook's canary partition for a plain version change.
+//     updates, and the validating webhook's view of a canary pdguard just pinned),
+//   - the mutating webhook's canary partition for a plain version change, and
+//   - the partition gate's answer to a promotion attempt (fastgate.go).
 //
 // A full topdown evaluation of those costs more than everything else a request does, and
 // each webhook is called on every update of every guarded StatefulSet. Every other
@@ -48,9 +49,9 @@ func fastMutate(in *Input) (Mutation, bool) {
 	if in == nil || !plainEnforce(in) {
 		return Mutation{}, false
 	}
-	if !isUpdate(in) || (!in.Change.VersionChanged && !in.Canary.Open && !in.Change.RevertsCanary) {
-		// Every mutate rule and advisory needs an update with a version change, an open
-		// canary or a revert.
+	if !isUpdate(in) || (!in.Change.VersionChanged && !in.Change.RevertsCanary && !repinsCanary(in)) {
+		// Every mutate rule and advisory needs an update with a version change, a revert,
+		// or a template change under an open canary.
 		return Mutation{Apply: true, Mode: "enforce"}, true
 	}
 	if !guardedVersionChange(in) || in.New.Replicas <= 1 {
@@ -61,19 +62,28 @@ func fastMutate(in *Input) (Mutation, bool) {
 	return Mutation{Partition: &p, RecordCanary: true, Fired: fired, Shown: fired, Apply: true, Mode: "enforce"}, true
 }
 
+// repinsCanary is when mutate.rego's canary-repin for a template change under an open
+// canary can apply: the partition lowered together with a config change.
+func repinsCanary(in *Input) bool {
+	return in.Canary.Open && in.New.Partition < in.Old.Partition && len(in.Change.ConfigPaths) > 0
+}
+
 // fastValidate is data.pdguard.framework.validate_result when no violation or advisory
 // can fire; any request on which one might goes to the policy.
 func fastValidate(in *Input) (Validation, bool) {
 	if in == nil || !plainEnforce(in) || invalidEnforcementAnnotation(in) {
 		return Validation{}, false
 	}
+	if gateApplies(in) {
+		// Every other violation and advisory needs a version change, which the gate excludes.
+		return fastGate(in)
+	}
 	update, guarded := isUpdate(in), guardedVersionChange(in)
 	switch {
 	case in.Change.VersionChanged && update && len(in.Change.ConfigPaths) > 0, // bundled-config-and-version
-		guarded && in.New.Replicas > 1 && in.New.Partition < desiredPartition(in),                    // missing-canary
-		update && in.Canary.Open && !in.Change.VersionChanged && in.New.Partition < in.Old.Partition, // partition-gate
-		guarded && (in.Change.VersionOrder == nil || *in.Change.VersionOrder == -1),                  // unreadable-version, downgrade
-		guarded && in.New.Replicas <= 1 && in.Settings.SingleReplica == "deny":                       // single-replica
+		guarded && in.New.Replicas > 1 && in.New.Partition < desiredPartition(in),   // missing-canary
+		guarded && (in.Change.VersionOrder == nil || *in.Change.VersionOrder == -1), // unreadable-version, downgrade
+		guarded && in.New.Replicas <= 1 && in.Settings.SingleReplica == "deny":      // single-replica
 		return Validation{}, false
 	}
 	return Validation{Allowed: true, Mode: "enforce"}, true

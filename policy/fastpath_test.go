@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -78,11 +79,48 @@ func randomInput(r *rand.Rand) *Input {
 		in.Canary.StableImage = image(tag())
 	}
 	if in.Canary.Open {
-		for i := in.Old.Partition; i < in.New.Replicas && i < 4; i++ {
-			in.Pods = append(in.Pods, Pod{Name: in.Name + "-" + string(rune('0'+i)), Ordinal: i, Revision: "r2", Ready: true, Evidence: pick("none", "current")})
+		if r.IntN(2) == 0 { // a promotion attempt: the partition gate
+			in.Change.VersionChanged = false
+			in.Old.Partition = num(1, 2, 4)
+			in.New.Partition = r.Int32N(in.Old.Partition)
 		}
+		if r.IntN(4) == 0 {
+			in.New.Replicas = num(12, 40) // canaries too large to name every pod in the message
+		}
+		in.Pods = randomPods(r, in.Name, in.Old.Partition, in.New.Replicas)
 	}
 	return in
+}
+
+// randomPods draws the canary's pods with every fact the partition gate words differently:
+// missing and duplicated ordinals, revisions, readiness, each kind of evidence, verdicts
+// with and without reasons (long ones, and ones with characters beyond ASCII, so that the
+// message is cut), and a few proven pods.
+func randomPods(r *rand.Rand, name string, lo, hi int32) []Pod {
+	pick := func(options ...string) string { return options[r.IntN(len(options))] }
+	var pods []Pod
+	for i := lo; i < hi; i++ {
+		if r.IntN(8) == 0 {
+			continue
+		}
+		for range 1 + r.IntN(8)/7 {
+			p := Pod{
+				Name: fmt.Sprintf("%s-%d", name, i), Ordinal: i, Revision: pick("r1", "r2"),
+				Ready: r.IntN(4) > 0, OnUpdateRevision: r.IntN(3) > 0, Soaked: r.IntN(2) == 0, ReadySecs: int64(r.IntN(90)),
+				ContainerID: pick("", "containerd://abc"), Proven: r.IntN(5) == 0,
+				Evidence:     pick("none", "unreadable", "untrusted", "stale-revision", "stale-container", "current"),
+				VerdictError: pick("", "not JSON", "signature does not match"),
+			}
+			if r.IntN(4) > 0 {
+				p.Verdict = &PodVerdict{
+					Verdict: pick("Succeeded", "Failed", "InProgress", ""), Revision: pick("r1", "r2"), ContainerID: pick("", "containerd://old"),
+					Reason: pick("", "replace-profile exited with 1.", "dsconfig rejected the change …", strings.Repeat("löng réason ", 40)),
+				}
+			}
+			pods = append(pods, p)
+		}
+	}
+	return pods
 }
 
 // TestFastPathGivesThePolicysAnswer compares, on many generated inputs, every answer of
@@ -108,14 +146,26 @@ func TestFastPathGivesThePolicysAnswer(t *testing.T) {
 		}
 		if v, ok := fastValidate(in); ok {
 			fast["validate"]++
+			if len(v.Denials) > 0 {
+				fast["validate partition-gate"]++
+				if strings.Contains(v.Denials[0].Message, "…") {
+					fast["validate partition-gate, cut"]++
+				}
+				if strings.Contains(v.Denials[0].Message, "more pod") {
+					fast["validate partition-gate, more pods"]++
+				}
+			}
 			want, err := c.evalValidate(ctx, in)
 			if err := crossCheck(validateQuery, v, want, err); err != nil {
 				t.Fatalf("input %d: %v\ninput: %#v", i, err, in)
 			}
 		}
 	}
-	for _, k := range []string{"mutate", "mutate canary-partition", "validate"} {
-		if fast[k] < 200 || fast[k] > 3000 {
+	for k, least := range map[string]int{
+		"mutate": 200, "mutate canary-partition": 200, "validate": 200,
+		"validate partition-gate": 150, "validate partition-gate, cut": 20, "validate partition-gate, more pods": 20,
+	} {
+		if fast[k] < least || fast[k] > 3000 {
 			t.Errorf("%s: the fast path answered %d of 4000 inputs; the draw no longer covers both paths", k, fast[k])
 		}
 	}
