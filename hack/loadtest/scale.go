@@ -80,8 +80,8 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	type figure struct {
-		at        string
-		rss, heap float64
+		at                             string
+		rss, file, heap, retained, goal float64
 	}
 	var figures []figure
 	record := func(at string) error {
@@ -89,11 +89,20 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		if err != nil {
 			return err
 		}
-		heap, err := scrapeCounter(ctx, pd.metricsURL, "go_memstats_heap_inuse_bytes")
+		file, err := fileRSSMiB(pd.pid)
 		if err != nil {
 			return err
 		}
-		figures = append(figures, figure{at: at, rss: rss, heap: heap / (1 << 20)})
+		// Heap in use, heap the runtime holds free without having returned it to the OS,
+		// and the heap size that triggers the next collection: what the GC setting decides.
+		var stats [4]float64
+		for i, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes"} {
+			if stats[i], err = scrapeCounter(ctx, pd.metricsURL, name); err != nil {
+				return err
+			}
+			stats[i] /= 1 << 20
+		}
+		figures = append(figures, figure{at: at, rss: rss, file: file, heap: stats[0], retained: stats[1] - stats[2], goal: stats[3]})
 		logf("loadtest: %s: RSS %.0f MiB", at, rss)
 		if pprofURL == "" {
 			return nil
@@ -144,7 +153,8 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 	fmt.Fprintf(os.Stdout, "\npdguard with %d guarded StatefulSets and %d Ready pods in the API server, PDGUARD_MEMORY_LIMIT=%s (the chart's default limit)\n", cfg.sets, cfg.sets*cfg.podsPerSet, chartMemoryLimit)
 	fmt.Fprintf(os.Stdout, "Load: %s\n", loadAverage())
 	for _, f := range figures {
-		fmt.Fprintf(os.Stdout, "  %-14s RSS %6.1f MiB   heap in use %6.1f MiB\n", f.at, f.rss, f.heap)
+		fmt.Fprintf(os.Stdout, "  %-14s RSS %6.1f MiB (file-backed %5.1f)   heap in use %6.1f MiB   free, not returned %5.1f MiB   next GC at %6.1f MiB\n",
+			f.at, f.rss, f.file, f.heap, f.retained, f.goal)
 	}
 	fmt.Fprintf(os.Stdout, "  wrong answers: %d\n", errs.Load())
 	return int(errs.Load()), nil
