@@ -130,6 +130,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	var errs atomic.Int64
+	loadStart := time.Now()
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil && sent.Add(1) <= int64(cfg.requests) {
@@ -144,6 +145,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		})
 	}
 	wg.Wait()
+	loadTook := time.Since(loadStart)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
@@ -156,6 +158,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		fmt.Fprintf(os.Stdout, "  %-14s RSS %6.1f MiB (file-backed %5.1f)   heap in use %6.1f MiB   free, not returned %5.1f MiB   next GC at %6.1f MiB\n",
 			f.at, f.rss, f.file, f.heap, f.retained, f.goal)
 	}
+	fmt.Fprintf(os.Stdout, "  load: %d requests in %.1fs, %.0f requests/s from 4 connections\n", 2*cfg.requests, loadTook.Seconds(), float64(2*cfg.requests)/loadTook.Seconds())
 	fmt.Fprintf(os.Stdout, "  wrong answers: %d\n", errs.Load())
 	return int(errs.Load()), nil
 }
