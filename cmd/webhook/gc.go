@@ -18,14 +18,17 @@ const gcPercent = 100
 // resources.limits.memory).
 const memoryLimitEnv = "PDGUARD_MEMORY_LIMIT"
 
-// heapShare is the part of the container's limit the Go runtime may grow to before the
-// collector works harder: the rest is the pages mapped from the binary, TLS buffers and
-// headroom. The limit counts goroutine stacks and the requests in flight, which grow with
-// the connections the API server opens, so it must leave room for them: at a quarter of
-// the chart's 256 MiB, 64 connections sending tag changes got 553 requests/s where 8 got
-// over 2,000, the collector running without pause; at half, 1,424 (make bench-load
-// BENCHFLAGS='--connections 64 --cases "mutate tag"', medians of 3).
-const heapShare = 0.5
+// heapShare is the part of the container's limit the Go runtime is held to (the soft
+// limit; 48 MiB of the chart's 256 MiB): the rest is the pages mapped from the binary
+// (about 50 MiB here), TLS buffers, and headroom for what the soft limit lets through
+// rather than be OOM-killed, such as the informers' first list at start. At 1,000 guarded
+// StatefulSets and 5,000 pods the cache holds about 26 MiB: at half the limit the heap then
+// grew to twice that and RSS stayed at 132 MiB; at this share it is 97 MiB, for 2,248
+// requests/s where half gave 3,257 (make bench-scale). Below that scale the limit does not
+// bind: 64 connections sending tag changes got 3,629 requests/s at this share and 3,521 at
+// half (make bench-load BENCHFLAGS='--connections 64 --cases "mutate tag"'). A larger cache
+// makes the collector run more often; raise resources.limits.memory with it (README).
+const heapShare = 0.1875
 
 // setGC applies gcPercent and the soft memory limit; GOGC and GOMEMLIMIT in the
 // environment still win.
