@@ -225,3 +225,50 @@ func TestCrossCheckReportsADifference(t *testing.T) {
 		t.Fatalf("err = %v, want a difference reported", err)
 	}
 }
+
+// TestFastGateAtEveryMessageLength sweeps the length of one pod's verdict reason across
+// the gate's message budget, so the fast path and the policy are compared at each boundary
+// where a group stops fitting, the rest are counted, or a problem is cut (in characters, with
+// some beyond ASCII); the counts show the sweep crosses each of them.
+func TestFastGateAtEveryMessageLength(t *testing.T) {
+	c := newEngine(t, Options{}).current.Load()
+	ctx := context.Background()
+	seen := map[string]int{}
+	for n := 1; n <= 640; n++ {
+		in := versionChange()
+		in.Phase = "validate"
+		in.Change = Change{}
+		in.Canary = Canary{Open: true, StableImage: in.Old.Image}
+		in.Old.Image, in.Old.Replicas, in.Old.Partition, in.Old.UpdateRevision = in.New.Image, 5, 2, "pd-pingdirectory-85b6"
+		in.New.Replicas, in.New.Partition = 5, 0
+		reason := strings.Repeat("é", n%7) + strings.Repeat("x", n-n%7)
+		in.Pods = []Pod{
+			{Name: "pd-pingdirectory-2", Ordinal: 2, Revision: "pd-pingdirectory-85b6", OnUpdateRevision: true, Ready: true, Soaked: true,
+				Evidence: "current", Verdict: &PodVerdict{Verdict: "Failed", Reason: reason}},
+			{Name: "pd-pingdirectory-3", Ordinal: 3, Revision: "pd-pingdirectory-85b6", OnUpdateRevision: true, Evidence: "none"},
+		}
+		v, ok := fastValidate(in)
+		if !ok {
+			t.Fatalf("reason of %d characters: the fast path did not answer the promotion", n)
+		}
+		want, err := c.evalValidate(ctx, in)
+		if err := crossCheck(validateQuery, v, want, err); err != nil {
+			t.Fatalf("reason of %d characters: %v", n, err)
+		}
+		msg := v.Denials[0].Message
+		switch {
+		case strings.Contains(msg, "pd-pingdirectory-4 does not exist"):
+			seen["all three problems"]++
+		case strings.Contains(msg, "more pod"):
+			seen["some counted"]++
+		}
+		if strings.Contains(msg, "…") {
+			seen["cut"]++
+		}
+	}
+	for _, k := range []string{"all three problems", "some counted", "cut"} {
+		if seen[k] == 0 {
+			t.Errorf("no reason length gave a message with %s: %v", k, seen)
+		}
+	}
+}
