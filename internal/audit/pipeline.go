@@ -48,8 +48,10 @@ type Pipeline struct {
 
 	mu     sync.RWMutex // guards closed against the queue being closed under a send
 	closed bool
-	queue  chan Record
-	done   chan struct{}
+	// queue holds pointers: a full buffer of records would be about a megabyte of heap
+	// held from the start, most of it never used.
+	queue chan *Record
+	done  chan struct{}
 	// closing is closed with the queue, so the worker drains it without waiting a tick.
 	closing chan struct{}
 	cancel  context.CancelFunc
@@ -69,7 +71,7 @@ func New(opts Options) *Pipeline {
 		log:     opts.Log,
 		sinks:   opts.Sinks,
 		batch:   opts.BatchSize,
-		queue:   make(chan Record, opts.QueueSize),
+		queue:   make(chan *Record, opts.QueueSize),
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 	}
@@ -99,8 +101,10 @@ func (p *Pipeline) Record(r Record) {
 		p.drop(&r, "shutting down")
 		return
 	}
+	queuedCopy := new(Record)
+	*queuedCopy = r
 	select {
-	case p.queue <- r:
+	case p.queue <- queuedCopy:
 	default:
 		p.drop(&r, "queue full")
 	}
@@ -161,7 +165,7 @@ func (p *Pipeline) flush(ctx context.Context) bool {
 				}
 				return false
 			}
-			batch = append(batch, r)
+			batch = append(batch, *r)
 			if len(batch) >= p.batch {
 				p.write(ctx, batch)
 				batch = nil
