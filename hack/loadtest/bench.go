@@ -43,6 +43,9 @@ type benchConfig struct {
 	connections int
 	profileDir  string
 	only        string
+	// settle waits for pdguard's audit sinks to finish the records of the phase before;
+	// set by the run.
+	settle func(context.Context) error
 }
 
 // target is one server under test.
@@ -93,6 +96,7 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	pd.pprofURL = pprofURL
+	cfg.settle = func(ctx context.Context) error { return auditSettled(ctx, pd.metricsURL) }
 	cases, err := prepareBenchCases(ctx, pd.client)
 	if err != nil {
 		return 0, fmt.Errorf("the first requests already went wrong, so no load was sent: %w", err)
@@ -156,6 +160,9 @@ func (bc benchCase) forTarget(t *target) request {
 func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
 	r := bc.forTarget(t)
 	var s sample
+	if err := cfg.settle(ctx); err != nil {
+		return s, err
+	}
 	before, err := scrapeCounter(ctx, t.metricsURL, mallocsMetric)
 	if err != nil {
 		return s, err
@@ -191,6 +198,9 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 		return s, err
 	}
 	s.heapMiB = heap / (1 << 20)
+	if err := cfg.settle(ctx); err != nil {
+		return s, err
+	}
 	traced := capture(ctx, t, profile, map[string]string{"trace" + secs: ".trace", "profile" + secs: ".fixed-rate.cpu.pprof"})
 	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
 	if err := traced(); err != nil {
@@ -207,6 +217,38 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 		s.firstErr = rec.firstErrs[0]
 	}
 	return s, ctx.Err()
+}
+
+// auditSettled waits until pdguard's audit queue is empty and its sinks have written
+// nothing for a while. A saturation phase of reported requests leaves up to a queue's worth
+// of Events and Reports to write to the API server, which shares these cores: without this
+// that backlog landed on whichever phase came next, often another server's.
+func auditSettled(ctx context.Context, metricsURL string) error {
+	const quiet, most = 300 * time.Millisecond, 30 * time.Second
+	deadline := time.Now().Add(most)
+	last := -1.0
+	for {
+		queued, err := scrapeCounter(ctx, metricsURL, "pdguard_audit_queue_length")
+		if err != nil {
+			return err
+		}
+		written, err := scrapeCounter(ctx, metricsURL, "pdguard_audit_records_written_total")
+		if err != nil {
+			return err
+		}
+		if queued == 0 && written == last {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pdguard's audit sinks were still writing after %s (%.0f records queued)", most, queued)
+		}
+		last = written
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(quiet):
+		}
+	}
 }
 
 // pprofServing is the serve flag that turns on /debug/pprof/ on a free loopback port, and
@@ -588,7 +630,7 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s.\n",
 		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration)
 	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
-	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit). Load: %s\n\n", chartMemoryLimit, loadAverage())
+	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit); each phase starts once its audit sinks have written the last one's records. Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tfile MiB\theap MiB\tlag p99 ms\terrors\t")
 	var errs []string
