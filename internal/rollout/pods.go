@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -14,7 +15,7 @@ import (
 // and the evidence controller both read them through their informer cache; Observe then
 // keeps only the pods the set owns.
 func ListPods(ctx context.Context, r client.Reader, sts *appsv1.StatefulSet) ([]corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	sel, err := podSelector(sts.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("statefulset %s/%s has an invalid selector: %w", sts.Namespace, sts.Name, err)
 	}
@@ -23,4 +24,15 @@ func ListPods(ctx context.Context, r client.Reader, sts *appsv1.StatefulSet) ([]
 		return nil, fmt.Errorf("listing pods of statefulset %s/%s from cache: %w", sts.Namespace, sts.Name, err)
 	}
 	return list.Items, nil
+}
+
+// podSelector is the StatefulSet's selector as a labels.Selector. The API server validated
+// it when it stored the object, so a selector of labels alone skips the key and value checks
+// of metav1.LabelSelectorAsSelector, a regular expression per label that was a third of
+// listing a canary's pods on each promotion attempt.
+func podSelector(ps *metav1.LabelSelector) (labels.Selector, error) {
+	if ps != nil && len(ps.MatchExpressions) == 0 && len(ps.MatchLabels) > 0 {
+		return labels.SelectorFromValidatedSet(ps.MatchLabels), nil
+	}
+	return metav1.LabelSelectorAsSelector(ps)
 }
