@@ -80,7 +80,7 @@ func runScale(ctx context.Context, cfg scaleConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	type figure struct {
-		at                             string
+		at                              string
 		rss, file, heap, retained, goal float64
 	}
 	var figures []figure
