@@ -80,17 +80,25 @@ func New(opts Options) (*Engine, error) {
 
 // Mutate evaluates data.pdguard.framework.mutate_result.
 func (e *Engine) Mutate(ctx context.Context, in *Input) (Mutation, error) {
+	return decide(ctx, e, in, mutateQuery, fastMutate, (*compiled).evalMutate)
+}
+
+// decide answers query through the fast path when only the embedded rules are loaded and
+// it is sure, with the policy behind it under Options.CrossCheck, and through the policy
+// otherwise.
+func decide[T Mutation | Validation](ctx context.Context, e *Engine, in *Input, query string,
+	fast func(*Input) (T, bool), eval func(*compiled, context.Context, *Input) (T, error)) (T, error) {
 	c := e.current.Load()
 	if len(c.files) == 0 {
-		if m, ok := fastMutate(in); ok {
+		if answer, ok := fast(in); ok {
 			if e.opts.CrossCheck {
-				want, err := c.evalMutate(ctx, in)
-				return m, crossCheck(mutateQuery, m, want, err)
+				want, err := eval(c, ctx, in)
+				return answer, crossCheck(query, answer, want, err)
 			}
-			return m, nil
+			return answer, nil
 		}
 	}
-	return c.evalMutate(ctx, in)
+	return eval(c, ctx, in)
 }
 
 func (c *compiled) evalMutate(ctx context.Context, in *Input) (Mutation, error) {
@@ -103,17 +111,7 @@ func (c *compiled) evalMutate(ctx context.Context, in *Input) (Mutation, error) 
 
 // Validate evaluates data.pdguard.framework.validate_result.
 func (e *Engine) Validate(ctx context.Context, in *Input) (Validation, error) {
-	c := e.current.Load()
-	if len(c.files) == 0 {
-		if v, ok := fastValidate(in); ok {
-			if e.opts.CrossCheck {
-				want, err := c.evalValidate(ctx, in)
-				return v, crossCheck(validateQuery, v, want, err)
-			}
-			return v, nil
-		}
-	}
-	return c.evalValidate(ctx, in)
+	return decide(ctx, e, in, validateQuery, fastValidate, (*compiled).evalValidate)
 }
 
 func (c *compiled) evalValidate(ctx context.Context, in *Input) (Validation, error) {
