@@ -43,6 +43,8 @@ type benchConfig struct {
 	connections int
 	profileDir  string
 	only        string
+	// slice is how long one server takes the fixed-rate load before the other's turn.
+	slice time.Duration
 	// settle waits for pdguard's audit sinks to finish the records of the phase before;
 	// set by the run.
 	settle func(context.Context) error
@@ -122,21 +124,29 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 			if run%2 == 1 {
 				order = []*target{pd, base}
 			}
+			profile := ""
+			if run == 0 && pd.pprofURL != "" {
+				profile = filepath.Join(cfg.profileDir, strings.ReplaceAll(bc.name, " ", "-"))
+			}
+			samples := map[*target]*sample{}
 			for _, t := range order {
 				logf("loadtest: run %d/%d, %s on %s", run+1, cfg.runs, bc.name, t.name)
-				profile := ""
-				if run == 0 && t.pprofURL != "" {
-					profile = filepath.Join(cfg.profileDir, strings.ReplaceAll(bc.name, " ", "-"))
-				}
-				s, err := measureCase(ctx, cfg, t, bc, profile)
+				s, err := measureSaturation(ctx, cfg, t, bc, profile)
 				if err != nil {
 					return 0, err
 				}
-				if results[bc.name] == nil {
-					results[bc.name] = map[string][]sample{}
-				}
-				results[bc.name][t.name] = append(results[bc.name][t.name], s)
-				failures += s.errors
+				samples[t] = &s
+			}
+			logf("loadtest: run %d/%d, %s, latency at %v requests/s on both in turn", run+1, cfg.runs, bc.name, cfg.rate)
+			if err := measureLatency(ctx, cfg, order, bc, samples, profile); err != nil {
+				return 0, err
+			}
+			if results[bc.name] == nil {
+				results[bc.name] = map[string][]sample{}
+			}
+			for _, t := range order {
+				results[bc.name][t.name] = append(results[bc.name][t.name], *samples[t])
+				failures += samples[t].errors
 			}
 		}
 	}
@@ -152,14 +162,16 @@ func (bc benchCase) forTarget(t *target) request {
 	return r
 }
 
-// measureCase runs one case against one server; with profile set, it also saves the
-// server's CPU and allocation profiles of the saturation phase (profile.cpu.pprof,
-// profile.allocs.pprof), the live heap after it (profile.heap.pprof), and an execution
-// trace and a CPU profile of the fixed-rate phase, where p99 is measured (profile.trace,
-// profile.fixed-rate.cpu.pprof).
-func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
+// measureSaturation runs one case back to back against one server and reads its
+// allocations and memory after; with profile set and t being pdguard, it also saves the
+// server's CPU and allocation profiles of the phase (profile.cpu.pprof,
+// profile.allocs.pprof) and the live heap after it (profile.heap.pprof).
+func measureSaturation(ctx context.Context, cfg benchConfig, t *target, bc benchCase, profile string) (sample, error) {
 	r := bc.forTarget(t)
 	var s sample
+	if t.pprofURL == "" {
+		profile = ""
+	}
 	if err := cfg.settle(ctx); err != nil {
 		return s, err
 	}
@@ -198,25 +210,64 @@ func measureCase(ctx context.Context, cfg benchConfig, t *target, bc benchCase, 
 		return s, err
 	}
 	s.heapMiB = heap / (1 << 20)
-	if err := cfg.settle(ctx); err != nil {
-		return s, err
-	}
-	traced := capture(ctx, t, profile, map[string]string{"trace" + secs: ".trace", "profile" + secs: ".fixed-rate.cpu.pprof"})
-	rec := fixedRate(ctx, t.client, &r, cfg.rate, cfg.duration)
-	if err := traced(); err != nil {
-		return s, fmt.Errorf("tracing %s: %w", bc.name, err)
-	}
-	if q := quantiles(rec.latencies[r.path]); q != nil {
-		s.p50, s.p99 = q.P50, q.P99
-	}
-	if q := quantiles(rec.lags); q != nil {
-		s.lagP99 = q.P99
-	}
-	s.errors += rec.errors[r.path]
-	if s.firstErr == "" && len(rec.firstErrs) > 0 {
-		s.firstErr = rec.firstErrs[0]
-	}
 	return s, ctx.Err()
+}
+
+// measureLatency sends the case at the fixed rate to the servers in turn, a slice at a
+// time, until each has had cfg.duration, and adds p50, p99 and the schedule's lag to
+// their samples. Taking turns puts both under the same conditions of a shared host: a
+// stall of a few seconds, which a phase of its own would give to one server alone, now
+// falls on both. With profile set, it saves an execution trace and a CPU profile of
+// pdguard over the whole phase, its turns and the baseline's (profile.trace,
+// profile.fixed-rate.cpu.pprof); the two servers share a core, so that run's latencies
+// carry the tracer's cost on both and say nothing.
+func measureLatency(ctx context.Context, cfg benchConfig, order []*target, bc benchCase, samples map[*target]*sample, profile string) error {
+	if err := cfg.settle(ctx); err != nil {
+		return err
+	}
+	recs := map[*target]*recorder{}
+	for _, t := range order {
+		recs[t] = newRecorder()
+	}
+	slice := min(cfg.slice, cfg.duration)
+	turns := int((cfg.duration + slice - 1) / slice)
+	var wait []func() error
+	for _, t := range order {
+		if t.pprofURL != "" && profile != "" {
+			secs := "?seconds=" + strconv.Itoa(max(1, int((time.Duration(turns)*slice*time.Duration(len(order))).Seconds())))
+			wait = append(wait, capture(ctx, t, profile, map[string]string{"trace" + secs: ".trace", "profile" + secs: ".fixed-rate.cpu.pprof"}))
+		}
+	}
+	for turn := range turns {
+		took := time.Duration(turn) * slice
+		d := min(slice, cfg.duration-took)
+		for _, t := range order {
+			r := bc.forTarget(t)
+			fixedRate(ctx, t.client, &r, cfg.rate, d, recs[t])
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	for _, w := range wait {
+		if err := w(); err != nil {
+			return fmt.Errorf("tracing %s: %w", bc.name, err)
+		}
+	}
+	for _, t := range order {
+		s, rec, path := samples[t], recs[t], bc.pdguard.path
+		if q := quantiles(rec.latencies[path]); q != nil {
+			s.p50, s.p99 = q.P50, q.P99
+		}
+		if q := quantiles(rec.lags); q != nil {
+			s.lagP99 = q.P99
+		}
+		s.errors += rec.errors[path]
+		if s.firstErr == "" && len(rec.firstErrs) > 0 {
+			s.firstErr = rec.firstErrs[0]
+		}
+	}
+	return nil
 }
 
 // auditSettled waits until pdguard's audit queue is empty and its sinks have written
@@ -349,10 +400,9 @@ func saturate(ctx context.Context, c *client, r *request, workers int, d time.Du
 // calls over HTTP/2, and client-go keeps 25 HTTP/1.1 connections per host.
 const fixedRateWorkers = 64
 
-// fixedRate starts requests on a fixed schedule whatever the server's speed; a start the
-// workers cannot take on time is recorded as lag.
-func fixedRate(ctx context.Context, c *client, r *request, rate float64, d time.Duration) *recorder {
-	rec := newRecorder()
+// fixedRate starts requests on a fixed schedule whatever the server's speed, for d, into
+// rec; a start the workers cannot take on time is recorded as lag.
+func fixedRate(ctx context.Context, c *client, r *request, rate float64, d time.Duration, rec *recorder) {
 	jobs := make(chan time.Time, 1024)
 	var wg sync.WaitGroup
 	for range fixedRateWorkers {
@@ -385,7 +435,6 @@ func fixedRate(ctx context.Context, c *client, r *request, rate float64, d time.
 	}
 	close(jobs)
 	wg.Wait()
-	return rec
 }
 
 const baselineName = "baseline"
@@ -627,8 +676,8 @@ func median(samples []sample, f func(sample) float64) float64 {
 }
 
 func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[string]map[string][]sample) {
-	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s.\n",
-		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration)
+	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s, in turns of %s.\n",
+		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration, min(cfg.slice, cfg.duration))
 	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
 	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit); each phase starts once its audit sinks have written the last one's records. Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

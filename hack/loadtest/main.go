@@ -65,6 +65,7 @@ func run() int {
 	flag.IntVar(&bench.runs, "runs", 3, "bench-load: interleaved runs per case")
 	flag.DurationVar(&bench.duration, "phase", 4*time.Second, "bench-load: length of each saturation and fixed-rate phase")
 	flag.Float64Var(&bench.rate, "fixed-rate", 1000, "bench-load: requests per second of the latency phase")
+	flag.DurationVar(&bench.slice, "slice", 500*time.Millisecond, "bench-load: the latency phase gives the fixed rate to each server in turn for this long, until each has had --phase (--slice equal to --phase: one turn each)")
 	flag.IntVar(&bench.connections, "connections", 8, "bench-load: connections of the saturation phase")
 	flag.StringVar(&bench.profileDir, "profile", "", "bench-scale: save pdguard's live heap at each figure in this directory (<figure>.heap.pprof); bench-load: save pdguard's CPU and allocation profiles of each case's first saturation phase in this directory (<case>.cpu.pprof, <case>.allocs.pprof, the live heap after it in <case>.heap.pprof; read them with go tool pprof) and an execution trace of its fixed-rate phase (<case>.trace; go tool trace)")
 	flag.StringVar(&bench.only, "cases", "", "bench-load: run only the cases whose name contains this text")
@@ -153,6 +154,9 @@ func (c benchConfig) validate() error {
 	}
 	if c.duration <= 0 || c.duration > time.Minute {
 		errs = append(errs, fmt.Errorf("--phase must be in (0, 1m], got %s", c.duration))
+	}
+	if c.slice < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--slice must be at least 100ms, got %s", c.slice))
 	}
 	if c.rate <= 0 || c.rate > 5000 {
 		errs = append(errs, fmt.Errorf("--fixed-rate must be in (0, 5000], got %v", c.rate))
