@@ -27,7 +27,7 @@ func decodeCorpus(t testing.TB) [][]byte {
 	}
 	bases := []*appsv1.StatefulSet{
 		fixture.Live(), fixture.HelmTemplate(), fixture.WithTag(fixture.Live(), "9.1.0.0-latest"),
-		onDelete(fixture.Live()), {},
+		onDelete(fixture.Live()), {}, fixture.WithManagedFields(fixture.Live()),
 	}
 	for _, sts := range bases {
 		add(sts)
@@ -64,6 +64,13 @@ func decodeCorpus(t testing.TB) [][]byte {
 		`{"spec":{"updateStrategy":{"rollingUpdate":{"maxUnavailable":"50%","partition":1}}}}`,
 		`{"metadata":{"creationTimestamp":"yesterday"}}`, `{"metadata":{"annotations":{"a":1}}}`, `{"status":{}} trailing`,
 		`{"spec":{"replicas":1}}` + "\n", ` {"spec":{"replicas":-1}} `, `{"spec":{"selector":{"matchLabels":null}}}`,
+		`{"metadata":{"managedFields":null}}`, `{"metadata":{"managedFields":[]}}`, `{"metadata":{"managedFields":[null,{}]}}`,
+		`{"metadata":{"managedFields":5}}`, `{"metadata":{"managedFields":{}}}`, `{"metadata":{"managedFields":[5]}}`,
+		`{"metadata":{"managedFields":[[]]}}`, `{"metadata":{"managedFields":["x"]}}`, `{"metadata":{"managedFields":[{"manager":5}]}}`,
+		`{"metadata":{"managedFields":[{"time":"yesterday"}],"name":"a"}}`, `{"metadata":{"managedFields":[{"fieldsV1":"x"}],"name":"a"}}`,
+		`{"metadata":{"managedFields":[{"manager":5}]},"spec":{"replicas":"2"}}`, `{"metadata":{"ManagedFields":[{"manager":"helm"}]}}`,
+		`{"metadata":{"MANAGEDFIELDS":[5]}}`, `{"metadata":{"managedFields":[{"manager":"helm"}],"managedfields":[{"manager":"x"}]}}`,
+		`{"metadata":{"managedFields":[{"manager":"helm"}` + "\n",
 	} {
 		corpus = append(corpus, []byte(s))
 	}
@@ -145,18 +152,34 @@ func FuzzDecodeStatefulSet(f *testing.F) {
 	})
 }
 
+// compareDecoders holds decodeStatefulSet to encoding/json: the same object but its
+// managedFields, refused where encoding/json refuses it even with managedFields unread,
+// and in the words encoding/json has for a StatefulSet.
 func compareDecoders(raw []byte) string {
-	var want, got appsv1.StatefulSet
-	wantErr := json.Unmarshal(raw, &want)
+	var full appsv1.StatefulSet
+	fullErr := json.Unmarshal(raw, &full)
+	var unread admissionObject
+	unreadErr := json.Unmarshal(raw, &unread)
+	var got appsv1.StatefulSet
 	gotErr := decodeStatefulSet(raw, &got)
 	switch {
-	case (wantErr == nil) != (gotErr == nil):
-		return fmt.Sprintf("encoding/json error %v, decodeStatefulSet error %v", wantErr, gotErr)
-	case wantErr != nil:
-		if wantErr.Error() != gotErr.Error() {
-			return fmt.Sprintf("error %q, encoding/json says %q", gotErr, wantErr)
+	case fullErr == nil && unreadErr != nil:
+		return fmt.Sprintf("with managedFields unread, encoding/json refuses what it accepts in full: %v", unreadErr)
+	case (unreadErr == nil) != (gotErr == nil):
+		return fmt.Sprintf("encoding/json error %v, decodeStatefulSet error %v", unreadErr, gotErr)
+	case unreadErr != nil:
+		if fullErr.Error() != gotErr.Error() {
+			return fmt.Sprintf("error %q, encoding/json says %q", gotErr, fullErr)
 		}
-	case !reflect.DeepEqual(want, got):
+		return ""
+	}
+	want := full
+	if fullErr != nil {
+		// Only managedFields were wrong: encoding/json's object is the one without them.
+		want = appsv1.StatefulSet{TypeMeta: unread.TypeMeta, ObjectMeta: unread.ObjectMeta.ObjectMeta, Spec: unread.Spec, Status: unread.Status}
+	}
+	want.ManagedFields = nil
+	if !reflect.DeepEqual(want, got) {
 		w, _ := json.Marshal(want)
 		g, _ := json.Marshal(got)
 		return fmt.Sprintf("decoded\n%s\nencoding/json decoded\n%s", g, w)

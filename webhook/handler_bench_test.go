@@ -38,6 +38,8 @@ func BenchmarkHandler(b *testing.B) {
 		allowed     bool
 	}{
 		{"mutate tag change", "mutate", req.Old, req.New, nil, true},
+		// As the API server sends it: with the managedFields of a Helm 4 install.
+		{"mutate tag change with managedFields", "mutate", fixture.WithManagedFields(req.Old.DeepCopy()), fixture.WithManagedFields(req.New.DeepCopy()), nil, true},
 		{"validate mutated", "validate", patched.Old, patched.New, nil, true},
 		{"validate unrelated update", "validate", fixture.Live(), touched, nil, true},
 		{"validate promotion unproven canary", "validate", live, withPartition(openCanaryNoStatus(), 0), unproven, false},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +175,15 @@ func TestHandlers(t *testing.T) {
 			}
 			if tc.wantWarning != "" && !strings.Contains(strings.Join(resp.Warnings, "\n"), tc.wantWarning) {
 				t.Errorf("warnings %q do not mention %q", resp.Warnings, tc.wantWarning)
+			}
+			// The API server sends managedFields in every review; they change no answer.
+			old, nw := tc.old(), tc.new()
+			if o, ok := old.(*appsv1.StatefulSet); ok {
+				fixture.WithManagedFields(o)
+				fixture.WithManagedFields(nw.(*appsv1.StatefulSet))
+				if bookkept := post(t, newServer(t, tc.phase), review(t, tc.op, old, nw)); !reflect.DeepEqual(bookkept, resp) {
+					t.Errorf("with managedFields the answer is\n%+v\nwithout them\n%+v", bookkept, resp)
+				}
 			}
 		})
 	}
