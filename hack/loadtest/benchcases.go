@@ -50,6 +50,12 @@ func prepareBenchCases(ctx context.Context, c *client) ([]benchCase, error) {
 		return nil, err
 	}
 
+	// As the API server sends a review: with the managedFields of a Helm 4 install.
+	applied, err := newRequest("/mutate", fixture.WithManagedFields(fixture.Live()), fixture.WithManagedFields(fixture.WithTag(fixture.Live(), newTag)), checkCanaryPatch(live))
+	if err != nil {
+		return nil, err
+	}
+
 	touched := fixture.Live()
 	touched.Labels["example.com/team"] = "directory"
 	touched.Annotations["example.com/ticket"] = "OPS-1234"
@@ -68,6 +74,7 @@ func prepareBenchCases(ctx context.Context, c *client) ([]benchCase, error) {
 
 	cases := []benchCase{
 		{name: "mutate tag change", pdguard: mutate},
+		{name: "mutate tag change, managedFields", pdguard: applied},
 		{name: "validate mutated", pdguard: validate},
 		{name: "validate unrelated update", pdguard: unrelated},
 		{name: "validate promotion, canary open", pdguard: promotion},
