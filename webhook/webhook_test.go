@@ -23,7 +23,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/pdguard/pdguard/internal/audit"
+	"github.com/pdguard/pdguard/internal/rollout"
 	"github.com/pdguard/pdguard/internal/testenv/fixture"
+	"github.com/pdguard/pdguard/policy"
 )
 
 type staticPods []corev1.Pod
@@ -276,5 +278,71 @@ func TestRequestsTheAPIServerNeverSendsAreRefused(t *testing.T) {
 				t.Errorf("got %v, want an error ending %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecisionsLeaveThePodsAsTheyWere: the pods a decision gets are the informer cache's
+// own (CachedPods), so every decision, signed verdicts checked or not, must only read them.
+func TestDecisionsLeaveThePodsAsTheyWere(t *testing.T) {
+	key := rollout.VerdictKey("0123456789abcdef0123456789abcdef")
+	live := openCanary()
+	base := canaryPods(live, time.Hour, nil)
+	signed := canaryPods(live, time.Hour, succeededFor(canaryRev, containerID(base[1])))
+	v, err := rollout.ReadVerdict(&signed[1])
+	if err != nil || v == nil {
+		t.Fatalf("verdict of the signed pod: %v, %v", v, err)
+	}
+	key.Sign(&signed[1], v)
+	signed[1].Annotations[rollout.ReplaceProfileAnnotation] = string(mustJSON(t, v))
+	failed := canaryPods(live, time.Hour, &rollout.Verdict{Verdict: rollout.VerdictFailed, Revision: canaryRev, ContainerID: containerID(base[1]), Reason: "Error", ObservedAt: now})
+	stale := canaryPods(live, time.Hour, succeededFor(stableRev, "containerd://earlier"))
+	young := canaryPods(live, time.Second, succeededFor(canaryRev, containerID(base[1])))
+	stranger := canaryPods(live, time.Hour, nil)
+	stranger[0].OwnerReferences = nil
+	stranger[1].Name = "someone-else-1"
+
+	requests := map[string][2]*appsv1.StatefulSet{
+		"promotion":                       {live, withPartition(openCanaryNoStatus(), 0)},
+		"promotion by one ordinal":        {withPartition(openCanary(), 1), withPartition(openCanaryNoStatus(), 0)},
+		"scale-up during the canary":      {live, func() *appsv1.StatefulSet { s := openCanaryNoStatus(); s.Spec.Replicas = new(int32(3)); return s }()},
+		"config change during the canary": {live, withEnv(openCanaryNoStatus(), "X", "1")},
+		"another tag during the canary":   {live, fixture.WithTag(openCanaryNoStatus(), "9.1.0.1-latest")},
+		"rollback to the stable tag":      {live, fixture.WithTag(openCanaryNoStatus(), "9.0.0.1-latest")},
+		"an update that changes nothing":  {live, openCanaryNoStatus()},
+		"override of the gate":            {live, withAnnotation(withPartition(openCanaryNoStatus(), 0), rollout.OverrideReasonAnnotation, "CHG-1")},
+	}
+	pods := map[string][]corev1.Pod{"no verdict": base, "signed Succeeded": signed, "Failed": failed, "stale": stale, "not soaked": young, "not the set's": stranger}
+	handlers := map[bool]map[string]*Handler{}
+	for _, trusted := range []bool{false, true} {
+		handlers[trusted] = map[string]*Handler{}
+		for _, phase := range []string{"mutate", "validate"} {
+			h := newHandler(t, phase)
+			if trusted {
+				h.Guard = newGuard(t, func(c *policy.Config) { c.Trust = key.Trust })
+			}
+			handlers[trusted][phase] = h
+		}
+	}
+	h := handlers[true]["validate"]
+	h.Pods = staticPods(signed)
+	if resp := post(t, h, review(t, admissionv1.Update, live, withPartition(openCanaryNoStatus(), 0))); !resp.Allowed {
+		t.Fatalf("the promotion on a signed verdict is refused, so the trusted path goes untested: %+v", resp.Result)
+	}
+	for trusted, byPhase := range handlers {
+		for phase, h := range byPhase {
+			for podsName, ps := range pods {
+				for reqName, objs := range requests {
+					before := make([]corev1.Pod, len(ps))
+					for i := range ps {
+						ps[i].DeepCopyInto(&before[i])
+					}
+					h.Pods = staticPods(ps)
+					post(t, h, review(t, admissionv1.Update, objs[0], objs[1]))
+					if !reflect.DeepEqual(before, ps) {
+						t.Errorf("%s, pods %s, %s, trusted %v: the decision changed the pods it was given", reqName, podsName, phase, trusted)
+					}
+				}
+			}
+		}
 	}
 }

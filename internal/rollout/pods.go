@@ -13,14 +13,15 @@ import (
 
 // ListPods lists the pods the StatefulSet's selector matches in its namespace. Admission
 // and the evidence controller both read them through their informer cache; Observe then
-// keeps only the pods the set owns.
-func ListPods(ctx context.Context, r client.Reader, sts *appsv1.StatefulSet) ([]corev1.Pod, error) {
+// keeps only the pods the set owns. opts are added to the list's options.
+func ListPods(ctx context.Context, r client.Reader, sts *appsv1.StatefulSet, opts ...client.ListOption) ([]corev1.Pod, error) {
 	sel, err := podSelector(sts.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("statefulset %s/%s has an invalid selector: %w", sts.Namespace, sts.Name, err)
 	}
 	var list corev1.PodList
-	if err := r.List(ctx, &list, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	opts = append([]client.ListOption{client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: sel}}, opts...)
+	if err := r.List(ctx, &list, opts...); err != nil {
 		return nil, fmt.Errorf("listing pods of statefulset %s/%s from cache: %w", sts.Namespace, sts.Name, err)
 	}
 	return list.Items, nil
