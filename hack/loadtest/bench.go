@@ -709,6 +709,20 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 		}
 	}
 	tw.Flush()
+	// Each run measures both servers' latency in the same turns, so a run's ratio is a
+	// paired comparison; its spread says how far the host moved the medians above.
+	fmt.Fprintln(w, "\np99 x base, run by run (both servers in the same turns):")
+	for _, bc := range cases {
+		base, pd := results[bc.name][baselineName], results[bc.name]["pdguard"]
+		var runs []string
+		var paired []sample
+		for i := range min(len(base), len(pd)) {
+			r := ratio(pd[i].p99, base[i].p99)
+			runs = append(runs, fmt.Sprintf("%.2f", r))
+			paired = append(paired, sample{p99: r})
+		}
+		fmt.Fprintf(w, "  %-34s %s (median %.2f)\n", bc.name, strings.Join(runs, " "), median(paired, func(s sample) float64 { return s.p99 }))
+	}
 	for _, e := range errs {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
