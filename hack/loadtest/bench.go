@@ -72,6 +72,7 @@ type sample struct {
 	p50, p99     float64 // ms at the fixed rate
 	lagP99       float64 // ms the fixed-rate schedule started late
 	allocsPerReq float64
+	cpuPerReq    float64 // microseconds of the server's CPU, user and system
 	rssMiB       float64
 	fileMiB      float64 // of rssMiB, the pages mapped from the binary
 	heapMiB      float64 // heap in use, read with rssMiB
@@ -179,6 +180,10 @@ func measureSaturation(ctx context.Context, cfg benchConfig, t *target, bc bench
 	if err != nil {
 		return s, err
 	}
+	cpuBefore, err := scrapeCounter(ctx, t.metricsURL, cpuMetric)
+	if err != nil {
+		return s, err
+	}
 	secs := "?seconds=" + strconv.Itoa(max(1, int(cfg.duration.Seconds())))
 	saved := capture(ctx, t, profile, map[string]string{"profile" + secs: ".cpu.pprof", "allocs" + secs: ".allocs.pprof"})
 	n, errs, first := saturate(ctx, t.client, &r, cfg.connections, cfg.duration)
@@ -192,9 +197,14 @@ func measureSaturation(ctx context.Context, cfg benchConfig, t *target, bc bench
 	if err != nil {
 		return s, err
 	}
+	cpuAfter, err := scrapeCounter(ctx, t.metricsURL, cpuMetric)
+	if err != nil {
+		return s, err
+	}
 	s.saturation = float64(n) / cfg.duration.Seconds()
 	if n > 0 {
 		s.allocsPerReq = (after - before) / float64(n)
+		s.cpuPerReq = (cpuAfter - cpuBefore) / float64(n) * 1e6
 	}
 	s.errors, s.firstErr = errs, first
 	if s.rssMiB, err = rssMiB(t.pid); err != nil {
@@ -616,6 +626,11 @@ func (e *benchEnv) startBaseline(ctx context.Context, binary string, connections
 
 const mallocsMetric = "go_memstats_mallocs_total"
 
+// cpuMetric is the server's user and system CPU time, from /proc by Prometheus's process
+// collector, which both servers register: at saturation, divided by the requests
+// answered, the cost of one request that host noise moves least.
+const cpuMetric = "process_cpu_seconds_total"
+
 // scrapeCounter reads one unlabelled sample from a Prometheus endpoint.
 func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -678,10 +693,10 @@ func median(samples []sample, f func(sample) float64) float64 {
 func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[string]map[string][]sample) {
 	fmt.Fprintf(w, "\nMedians of %d interleaved runs; saturation: %d connections back to back for %s; latency: %v requests/s for %s, in turns of %s.\n",
 		cfg.runs, cfg.connections, cfg.duration, cfg.rate, cfg.duration, min(cfg.slice, cfg.duration))
-	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s.\n", "hack/noopwebhook", mallocsMetric)
+	fmt.Fprintf(w, "x base is pdguard over the baseline (%s, a controller-runtime webhook that allows everything). allocs/req from %s, CPU us/req from %s, both at saturation.\n", "hack/noopwebhook", mallocsMetric, cpuMetric)
 	fmt.Fprintf(w, "pdguard runs with PDGUARD_MEMORY_LIMIT=%s (the chart's default limit); each phase starts once its audit sinks have written the last one's records. Load: %s\n\n", chartMemoryLimit, loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tRSS MiB\tfile MiB\theap MiB\tlag p99 ms\terrors\t")
+	fmt.Fprintln(tw, "case\tserver\tsat req/s\tx base\tp50 ms\tp99 ms\tx base\tallocs/req\tCPU us/req\tRSS MiB\tfile MiB\theap MiB\tlag p99 ms\terrors\t")
 	var errs []string
 	for _, bc := range cases {
 		byServer := results[bc.name]
@@ -698,10 +713,11 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 					errs = append(errs, fmt.Sprintf("%s on %s: %s", bc.name, name, s.firstErr))
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t\n", bc.name, name,
 				sat, ratio(sat, baseSat),
 				median(ss, func(s sample) float64 { return s.p50 }), p99, ratio(p99, baseP99),
 				median(ss, func(s sample) float64 { return s.allocsPerReq }),
+				median(ss, func(s sample) float64 { return s.cpuPerReq }),
 				median(ss, func(s sample) float64 { return s.rssMiB }),
 				median(ss, func(s sample) float64 { return s.fileMiB }),
 				median(ss, func(s sample) float64 { return s.heapMiB }),
