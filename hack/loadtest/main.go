@@ -67,7 +67,7 @@ func run() int {
 	flag.Float64Var(&bench.rate, "fixed-rate", 1000, "bench-load: requests per second of the latency phase")
 	flag.DurationVar(&bench.slice, "slice", 500*time.Millisecond, "bench-load: the latency phase gives the fixed rate to each server in turn for this long, until each has had --phase (--slice equal to --phase: one turn each)")
 	flag.IntVar(&bench.connections, "connections", 8, "bench-load: connections of the saturation phase")
-	flag.StringVar(&bench.profileDir, "profile", "", "bench-scale: save pdguard's live heap at each figure in this directory (<figure>.heap.pprof); bench-load: save pdguard's CPU and allocation profiles of each case's first saturation phase in this directory (<case>.cpu.pprof, <case>.allocs.pprof, the live heap after it in <case>.heap.pprof; read them with go tool pprof) and an execution trace of its fixed-rate phase (<case>.trace; go tool trace)")
+	flag.StringVar(&bench.profileDir, "profile", "", "bench-scale: save pdguard's live heap at each figure in this directory (<figure>.heap.pprof); bench-load: save pdguard's CPU and allocation profiles of each case's first saturation phase in this directory (<case>.cpu.pprof, <case>.allocs.pprof, the live heap after it in <case>.heap.pprof; read them with go tool pprof) and an execution trace and CPU profile of its fixed-rate phase, both servers' turns, whose latencies then carry the tracer's cost (<case>.trace, <case>.fixed-rate.cpu.pprof; go tool trace)")
 	flag.StringVar(&bench.only, "cases", "", "bench-load: run only the cases whose name contains this text")
 	scale.register()
 	flag.Float64Var(&cfg.rate, "rate", 50, "admission requests per second in the open-loop phase (each change is a mutate and a validate, so changes start at rate/2)")
