@@ -683,6 +683,11 @@ func median(samples []sample, f func(sample) float64) float64 {
 	for i, s := range samples {
 		vs[i] = f(s)
 	}
+	return middle(vs)
+}
+
+// middle is the median of vs (the upper one of an even count), sorting vs.
+func middle(vs []float64) float64 {
 	slices.Sort(vs)
 	if len(vs) == 0 {
 		return 0
@@ -731,13 +736,13 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	for _, bc := range cases {
 		base, pd := results[bc.name][baselineName], results[bc.name]["pdguard"]
 		var runs []string
-		var paired []sample
+		var paired []float64
 		for i := range min(len(base), len(pd)) {
 			r := ratio(pd[i].p99, base[i].p99)
 			runs = append(runs, fmt.Sprintf("%.2f", r))
-			paired = append(paired, sample{p99: r})
+			paired = append(paired, r)
 		}
-		fmt.Fprintf(w, "  %-34s %s (median %.2f)\n", bc.name, strings.Join(runs, " "), median(paired, func(s sample) float64 { return s.p99 }))
+		fmt.Fprintf(w, "  %-34s %s (median %.2f)\n", bc.name, strings.Join(runs, " "), middle(paired))
 	}
 	for _, e := range errs {
 		fmt.Fprintf(w, "  error: %s\n", e)
