@@ -50,6 +50,7 @@ type serveFlags struct {
 	metricsSecure    bool
 	http2            bool
 	pprofAddr        string
+	keepStartupPages bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -92,6 +93,7 @@ func newServeCommand() *cobra.Command {
 	f.certs.register(fs)
 	f.scope.register(fs)
 	fs.BoolVar(&f.http2, "http2", true, "offer HTTP/2 on the webhook port besides HTTP/1.1: a stopping replica then tells the API server with GOAWAY, which retries elsewhere what it had not sent; false: HTTP/1.1 only")
+	fs.BoolVar(&f.keepStartupPages, "keep-startup-pages", false, "keep the pages of the binary that start-up mapped; by default they are handed back once the caches have synced, and serving maps again what it uses (Linux only)")
 	fs.BoolVar(&f.metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, each scrape authenticated (TokenReview) and authorized (SubjectAccessReview, GET /metrics); false: plain HTTP")
 	return cmd
 }
@@ -230,6 +232,9 @@ func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {
 		return nil
 	}); err != nil {
 		return err
+	}
+	if !f.keepStartupPages {
+		go releaseStartupPages(ctx, mgr.GetCache(), log)
 	}
 	log.Info("starting pdguard", "version", version, "selector", sel.String(), "container", opts.Diff.Container,
 		"enforcement", opts.Enforcement, "canaryReplicas", opts.CanaryReplicas, "soak", opts.Soak.String(), "verdictKeySecret", ns+"/"+f.verdictKeySecret, "pid", os.Getpid())
