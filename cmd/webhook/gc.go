@@ -20,14 +20,15 @@ const memoryLimitEnv = "PDGUARD_MEMORY_LIMIT"
 
 // heapShare is the part of the container's limit the Go runtime is held to (the soft
 // limit; 48 MiB of the chart's 256 MiB): the rest is the pages mapped from the binary
-// (about 50 MiB here), TLS buffers, and headroom for what the soft limit lets through
-// rather than be OOM-killed, such as the informers' first list at start. At 1,000 guarded
-// StatefulSets and 5,000 pods the cache holds about 26 MiB: at half the limit the heap then
-// grew to twice that and RSS stayed at 132 MiB; at this share it is 97 MiB, for 2,248
-// requests/s where half gave 3,257 (make bench-scale). Below that scale the limit does not
-// bind: 64 connections sending tag changes got 3,629 requests/s at this share and 3,521 at
-// half (make bench-load BENCHFLAGS='--connections 64 --cases "mutate tag"'). A larger cache
-// makes the collector run more often; raise resources.limits.memory with it (README).
+// (about 30 MiB once start-up's are handed back), TLS buffers, and headroom for what the
+// soft limit lets through rather than be OOM-killed, such as the informers' first list at
+// start. At 1,000 guarded StatefulSets and 5,000 pods the cache holds about 26 MiB: at half
+// the limit the heap then grew to twice that and RSS stayed at 132 MiB; at this share RSS
+// was 97 MiB (77 MiB with start-up's pages handed back), for 2,248 requests/s where half
+// gave 3,257 (make bench-scale). Below that scale the limit does not bind: 64 connections
+// sending tag changes got 3,629 requests/s at this share and 3,521 at half (make bench-load
+// BENCHFLAGS='--connections 64 --cases "mutate tag"'). A larger cache makes the collector
+// run more often; raise resources.limits.memory with it (README).
 const heapShare = 0.1875
 
 // setGC applies gcPercent and the soft memory limit; GOGC and GOMEMLIMIT in the
