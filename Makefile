@@ -34,7 +34,7 @@ demo: tools
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	@echo "decision latency with the GC target webhook serve runs with (GOGC=100):"
+	@echo "decision latency with the GC target webhook serve runs with (GOGC=200):"
 	GOGC=200 $(GO) test -run '^$$' -bench DecisionLatency -benchtime 20000x ./webhook/
 
 # The audit pipeline's cost on an admission answer: off and on interleaved in one loop,

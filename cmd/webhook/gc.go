@@ -8,11 +8,12 @@ import (
 )
 
 // gcPercent is the GC target serve runs with unless GOGC is set; `make bench` measures the
-// decision latency with it. Go's default: since the policy's fast path answers the common
-// requests, a request allocates about 40 KB and little CPU goes to collecting it, while a
-// higher target holds the garbage of the whole pod cache (at 200, 65 MiB of heap for 37
-// MiB live with a thousand StatefulSets' pods cached).
-const gcPercent = 100
+// decision latency with it. Twice Go's default: with about 10 MiB live, collecting at 100
+// took a quarter of a request's CPU (a promotion review: 443 us of CPU at 100, 334 at
+// 200, make bench-load), for about 10 MiB less RSS (60 MiB against 70). At scale the soft
+// memory limit below binds before this target does: with a thousand StatefulSets' pods
+// cached, heap in use after load was 34.4 MiB at 100 and 34.9 at 200 (make bench-scale).
+const gcPercent = 200
 
 // memoryLimitEnv carries the container's memory limit in bytes (the chart sets it from
 // resources.limits.memory).
