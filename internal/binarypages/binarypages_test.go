@@ -3,6 +3,7 @@ package binarypages
 import (
 	"debug/elf"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -149,4 +150,36 @@ func TestReleasable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever maps says, parsing never panics, and every range released is page-aligned,
+// non-empty, inside a read-only mapping of the binary and inside a read-only segment
+// at the file offsets that mapping shows.
+func FuzzReleasable(f *testing.F) {
+	f.Add(sampleMaps, uint64(0), uint64(0x1e3a470), uint64(0x1e3b000), uint64(0x1e3b000+0x2634098))
+	f.Add("10000-20000 r--p 00003000 00:01 5 /usr/local/bin/webhook\n", uint64(0), uint64(0x5800), uint64(0x8200), uint64(0x20000))
+	f.Add("10000-20000 r--p ffffffffffffffff 00:01 5 /usr/local/bin/webhook\n", uint64(0), uint64(1<<63), uint64(0), uint64(0))
+	f.Add("0-ffffffffffffffff r-xp 00000000 00:01 5 /usr/local/bin/webhook\n", uint64(0), uint64(1<<63), uint64(1<<63), uint64(1<<64-1))
+	f.Fuzz(func(t *testing.T, text string, s1, e1, s2, e2 uint64) {
+		maps, err := parseMaps(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		const page = 0x1000
+		segments := []fileRange{{min(s1, e1), max(s1, e1)}, {min(s2, e2), max(s2, e2)}}
+		for _, r := range releasable(maps, exe, segments, page) {
+			if r.start%page != 0 || r.end%page != 0 || r.start >= r.end {
+				t.Fatalf("range %x is not whole pages", r)
+			}
+			if !slices.ContainsFunc(maps, func(m mapping) bool {
+				if m.writable || m.path != exe || r.start < m.addr.start || r.end > m.addr.end {
+					return false
+				}
+				lo, hi := m.offset+(r.start-m.addr.start), m.offset+(r.end-m.addr.start)
+				return lo >= m.offset && slices.ContainsFunc(segments, func(s fileRange) bool { return lo >= s.start && hi <= s.end })
+			}) {
+				t.Fatalf("range %x is not inside one read-only mapping of the binary and one segment: %+v", r, maps)
+			}
+		}
+	})
 }
