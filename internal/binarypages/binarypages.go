@@ -3,9 +3,9 @@
 // Start-up runs the init of every Kubernetes API group the client scheme registers, OPA's
 // builtins and the policy compiler, and each first touch maps the 64 KB around it (the
 // kernel's fault-around). After that the binary's mapped pages are most of the resident
-// set, and the kubelet's working set counts them, though serving touches a fraction.
-// Dropping the mappings once the caches have synced leaves what serving maps again, which
-// is the binary's true share of the working set.
+// set, though serving touches a fraction of them. Dropping the mappings once the caches
+// have synced leaves mapped what serving maps again; the rest is page cache no process
+// maps, which the kernel reclaims first.
 //
 // Only segments the binary maps read-only are dropped: their pages are the file's and
 // stay in the page cache, so a later touch is a minor fault. A writable segment, or one
