@@ -29,10 +29,18 @@ func TestAutoPromote(t *testing.T) {
 	// As on a real node, the canary's log is there from its first start; before the tag
 	// change no rollout is active, so the old pod's log is never judged.
 	g.serveLog(1, "success-migration.log")
-	g.openCanary()
+	// Not openCanary: it waits to see the canary's state, one pod on each image, which the
+	// controller may end within a poll interval of the test's.
+	stored, _, err := g.change(adminConfig(), func(s *appsv1.StatefulSet) { fixture.WithTag(s, newTag) })
+	if err != nil {
+		t.Fatalf("changing the tag: %v", err)
+	}
+	if p := partitionOf(stored); p != 1 {
+		t.Fatalf("stored partition after the tag change = %d, want 1", p)
+	}
 
 	v, _, took := g.waitVerdict(1, "Succeeded", func(v rollout.Verdict) bool { return v.Verdict == rollout.VerdictSucceeded })
-	t.Logf("Succeeded verdict %s after the test saw the canary Ready (%s -> %s)", took.Round(time.Millisecond), v.From, v.To)
+	t.Logf("Succeeded verdict %s after the tag change (%s -> %s)", took.Round(time.Millisecond), v.From, v.To)
 	took = g.eventually("the controller to lower the partition", func() (bool, string) {
 		sts, err := env.admin.AppsV1().StatefulSets(g.ns).Get(g.ctx, g.name, metav1.GetOptions{})
 		if err != nil {
