@@ -276,7 +276,7 @@ func (d *demo) bundledChange() error {
 
 	p.Step("Next upgrade: %s, and a JVM heap setting in the same values.", scenario.NextTag)
 	res := d.upgrade("image.tag="+scenario.NextTag, env)
-	if err := d.mustBeDenied(res, "Split it"); err != nil {
+	if err := d.mustBeDenied(res, "a version change goes alone, without config changes.", "Next: helm rollback"); err != nil {
 		return err
 	}
 	p.Say("(The warning is the mutating webhook's: it pinned a canary in the request, which the validating webhook then refused as a whole.) Nothing rolled:")
