@@ -9,10 +9,11 @@ import (
 
 // gcPercent is the GC target serve runs with unless GOGC is set; `make bench` measures the
 // decision latency with it. Twice Go's default: with about 10 MiB live, collecting at 100
-// took a quarter of a request's CPU (a promotion review: 443 us of CPU at 100, 334 at
-// 200, make bench-load), for about 10 MiB less RSS (60 MiB against 70). At scale the soft
-// memory limit below binds before this target does: with a thousand StatefulSets' pods
-// cached, heap in use after load was 34.4 MiB at 100 and 34.9 at 200 (make bench-scale).
+// took a quarter of a request's CPU (a promotion review: 443 us of CPU at 100, 334 at 200,
+// make bench-load), and 200 costs about 10 MiB of RSS (70 MiB against 60). At scale the
+// soft memory limit below binds before this target does: with a thousand StatefulSets'
+// pods cached, heap in use after load was 34.4 MiB at 100 and 34.9 at 200 (make
+// bench-scale).
 const gcPercent = 200
 
 // memoryLimitEnv carries the container's memory limit in bytes (the chart sets it from
