@@ -48,6 +48,9 @@ type benchConfig struct {
 	// settle waits for pdguard's audit sinks to finish the records of the phase before;
 	// set by the run.
 	settle func(context.Context) error
+	// noise reads the servers' core in the fixed-rate turns; nil when they are not
+	// pinned to one. Set by the run.
+	noise *noiseMeter
 }
 
 // target is one server under test.
@@ -68,16 +71,23 @@ type benchCase struct {
 
 // sample is one run of one case against one server.
 type sample struct {
-	saturation   float64 // requests per second, closed loop
-	p50, p99     float64 // ms at the fixed rate
-	lagP99       float64 // ms the fixed-rate schedule started late
-	allocsPerReq float64
-	cpuPerReq    float64 // microseconds of the server's CPU, user and system
-	rssMiB       float64
-	fileMiB      float64 // of rssMiB, the pages mapped from the binary
-	heapMiB      float64 // heap in use, read with rssMiB
-	errors       int
-	firstErr     string
+	saturation float64   // requests per second, closed loop
+	p50, p99   float64   // ms at the fixed rate
+	lagP99     float64   // ms the fixed-rate schedule started late
+	noise      hostNoise // of the server's core in its fixed-rate turns
+	noiseRead  bool
+	latencies  []time.Duration // of the fixed-rate phase
+	// stealFree are the fixed-rate latencies of the turns in which the hypervisor took
+	// no tick of either core, of turns in all.
+	stealFree             []time.Duration
+	stealFreeTurns, turns int
+	allocsPerReq          float64
+	cpuPerReq             float64 // microseconds of the server's CPU, user and system
+	rssMiB                float64
+	fileMiB               float64 // of rssMiB, the pages mapped from the binary
+	heapMiB               float64 // heap in use, read with rssMiB
+	errors                int
+	firstErr              string
 }
 
 func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (failures int, err error) {
@@ -99,6 +109,9 @@ func runBench(ctx context.Context, cfg benchConfig, logf func(string, ...any)) (
 		return 0, err
 	}
 	pd.pprofURL = pprofURL
+	if env.pinned {
+		cfg.noise = &noiseMeter{cpu: serverCPU, clientCPU: clientCPU, pids: []int{pd.pid, base.pid}}
+	}
 	cfg.settle = func(ctx context.Context) error { return auditSettled(ctx, pd.metricsURL) }
 	cases, err := prepareBenchCases(ctx, pd.client)
 	if err != nil {
@@ -231,7 +244,7 @@ func measureSaturation(ctx context.Context, cfg benchConfig, t *target, bc bench
 // pdguard over the whole phase, its turns and the baseline's (profile.trace,
 // profile.fixed-rate.cpu.pprof); the two servers share a core, so that run's latencies
 // carry the tracer's cost on both and say nothing.
-func measureLatency(ctx context.Context, cfg benchConfig, order []*target, bc benchCase, samples map[*target]*sample, profile string) error {
+func measureLatency(ctx context.Context, cfg benchConfig, order []*target, bc benchCase, samples map[*target]*sample, profile string) (err error) {
 	if err := cfg.settle(ctx); err != nil {
 		return err
 	}
@@ -253,9 +266,33 @@ func measureLatency(ctx context.Context, cfg benchConfig, order []*target, bc be
 		d := min(slice, cfg.duration-took)
 		for _, t := range order {
 			r := bc.forTarget(t)
+			var before noiseReading
+			if cfg.noise != nil {
+				if before, err = cfg.noise.read(); err != nil {
+					return err
+				}
+			}
+			// fixedRate has returned with all its requests answered when the turn's
+			// latencies are read, so the slice is the turn's alone.
+			path := bc.pdguard.path
+			first := len(recs[t].latencies[path])
 			fixedRate(ctx, t.client, &r, cfg.rate, d, recs[t])
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if cfg.noise != nil {
+				after, err := cfg.noise.read()
+				if err != nil {
+					return err
+				}
+				s := samples[t]
+				s.noise.since(before, after)
+				s.noiseRead = true
+				s.turns++
+				if stealFree(before, after) {
+					s.stealFreeTurns++
+					s.stealFree = append(s.stealFree, recs[t].latencies[path][first:]...)
+				}
 			}
 		}
 	}
@@ -266,7 +303,8 @@ func measureLatency(ctx context.Context, cfg benchConfig, order []*target, bc be
 	}
 	for _, t := range order {
 		s, rec, path := samples[t], recs[t], bc.pdguard.path
-		if q := quantiles(rec.latencies[path]); q != nil {
+		s.latencies = rec.latencies[path]
+		if q := quantiles(s.latencies); q != nil {
 			s.p50, s.p99 = q.P50, q.P99
 		}
 		if q := quantiles(rec.lags); q != nil {
@@ -529,6 +567,12 @@ func (e *benchEnv) startServers(ctx context.Context, env, args []string, connect
 			return nil, nil, err
 		}
 	}
+	// With the Report CRD the chart can install, so the audit pipeline is the one a
+	// cluster with OpenReports (Kyverno, Policy Reporter) runs: log, metrics, Events and
+	// Reports.
+	if err := pdguardproc.InstallReportCRD(ctx, e.cp, pdguardproc.ChartOf(e.cp, pdBin)); err != nil {
+		return nil, nil, err
+	}
 	srv, err := pdguardproc.Start(ctx, e.cp, pdguardproc.Options{Binary: pdBin, SkipRegistration: true, Args: args})
 	if err != nil {
 		return nil, nil, err
@@ -732,20 +776,64 @@ func printBench(w io.Writer, cfg benchConfig, cases []benchCase, results map[str
 	tw.Flush()
 	// Each run measures both servers' latency in the same turns, so a run's ratio is a
 	// paired comparison; its spread says how far the host moved the medians above.
-	fmt.Fprintln(w, "\np99 x base, run by run (both servers in the same turns):")
+	// In brackets, what the host took of the servers' core in each one's turns: a run
+	// whose ratio stands out next to a large difference there was decided by the host.
+	fmt.Fprintln(w, "\np99 x base, run by run (both servers in the same turns); in brackets, ms of the servers' core the hypervisor stole / other processes used, in the baseline's turns | pdguard's:")
 	for _, bc := range cases {
 		base, pd := results[bc.name][baselineName], results[bc.name]["pdguard"]
 		var runs []string
 		var paired []float64
 		for i := range min(len(base), len(pd)) {
 			r := ratio(pd[i].p99, base[i].p99)
-			runs = append(runs, fmt.Sprintf("%.2f", r))
+			run := fmt.Sprintf("%.2f", r)
+			if base[i].noiseRead && pd[i].noiseRead {
+				run += fmt.Sprintf(" [%.0f/%.0f | %.0f/%.0f]", base[i].noise.stealMs, base[i].noise.otherMs, pd[i].noise.stealMs, pd[i].noise.otherMs)
+			}
+			runs = append(runs, run)
 			paired = append(paired, r)
 		}
-		fmt.Fprintf(w, "  %-34s %s (median %.2f)\n", bc.name, strings.Join(runs, " "), middle(paired))
+		fmt.Fprintf(w, "  %-34s %s (median %.2f)\n", bc.name, strings.Join(runs, "  "), middle(paired))
 	}
+	printPooled(w, cases, results)
 	for _, e := range errs {
 		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+}
+
+// printPooled prints each case's p99 over the latencies of all runs together, and over
+// those of the turns in which the hypervisor took no tick from either core: the servers'
+// own tail, without the stalls of the host that decide a single run's p99.
+func printPooled(w io.Writer, cases []benchCase, results map[string]map[string][]sample) {
+	pooled := func(ss []sample, of func(sample) []time.Duration) float64 {
+		var all []time.Duration
+		for _, s := range ss {
+			all = append(all, of(s)...)
+		}
+		if q := quantiles(all); q != nil {
+			return q.P99
+		}
+		return 0
+	}
+	turns := func(ss []sample) (free, all int) {
+		for _, s := range ss {
+			free, all = free+s.stealFreeTurns, all+s.turns
+		}
+		return free, all
+	}
+	fmt.Fprintln(w, "\np99 of all runs pooled, ms, baseline | pdguard (x base); and over the turns the hypervisor stole no tick of either core in:")
+	for _, bc := range cases {
+		base, pd := results[bc.name][baselineName], results[bc.name]["pdguard"]
+		all := func(s sample) []time.Duration { return s.latencies }
+		free := func(s sample) []time.Duration { return s.stealFree }
+		b, p := pooled(base, all), pooled(pd, all)
+		line := fmt.Sprintf("  %-34s all turns %.2f | %.2f (%.2f)", bc.name, b, p, ratio(p, b))
+		bFree, bTurns := turns(base)
+		pFree, pTurns := turns(pd)
+		if bTurns > 0 && pTurns > 0 {
+			bq, pq := pooled(base, free), pooled(pd, free)
+			line += fmt.Sprintf("; steal-free turns %.2f | %.2f (%.2f), %d of %d | %d of %d turns", bq, pq, ratio(pq, bq), bFree, bTurns, pFree, pTurns)
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

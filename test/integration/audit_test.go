@@ -3,70 +3,19 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/pdguard/pdguard/internal/audit/openreports"
 	"github.com/pdguard/pdguard/internal/rollout"
 )
-
-// chartReportCRD is the Report CRD the chart installs (openreports.installCRD), a copy
-// of the reports-api module's manifest.
-const chartReportCRD = "charts/pdguard/files/openreports.io_reports.yaml"
-
-// installReportCRD creates the CRD from the chart's file and waits until it is served.
-func installReportCRD(ctx context.Context, cfg *rest.Config) error {
-	raw, err := os.ReadFile(filepath.Join(env.root, chartReportCRD))
-	if err != nil {
-		return err
-	}
-	var crd unstructured.Unstructured
-	if err := yaml.Unmarshal(raw, &crd.Object); err != nil {
-		return fmt.Errorf("%s: %w", chartReportCRD, err)
-	}
-	dc, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	crds := dc.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("installing the Report CRD: %w", err)
-	}
-	for {
-		got, err := crds.Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if err == nil {
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, c := range conds {
-				m, _ := c.(map[string]any)
-				if m["type"] == "Established" && m["status"] == "True" {
-					return nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the Report CRD was not established: %w (last error %v)", ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 func reportClient(t *testing.T) client.Client {
 	t.Helper()

@@ -254,7 +254,7 @@ func setUp(workDir string) (stop func(), err error) {
 		return stop, fmt.Errorf("starting the dryrun pdguard: %w", err)
 	}
 	stops = append(stops, env.dryrun.Stop)
-	if err := installReportCRD(ctx, cfg); err != nil {
+	if err := pdguardproc.InstallReportCRD(ctx, env.cp, pdguardproc.ChartOf(env.cp, env.binary)); err != nil {
 		return stop, err
 	}
 	env.guard, err = pdguardproc.Start(ctx, env.cp, pdguardproc.Options{
