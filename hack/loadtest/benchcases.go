@@ -97,7 +97,7 @@ func openCanary(patched *appsv1.StatefulSet) *appsv1.StatefulSet {
 	return sts
 }
 
-// createCanaryPods stores the pods of the open canary, ready, so the promotion case reads
+// createCanaryPods stores the StatefulSet and the pods of the open canary, ready, so the promotion case reads
 // them from pdguard's cache as in a cluster: the canary on the update revision, the rest
 // on the current one.
 func createCanaryPods(ctx context.Context, cp *controlplane.ControlPlane) error {
@@ -108,6 +108,13 @@ func createCanaryPods(ctx context.Context, cp *controlplane.ControlPlane) error 
 	sts := openCanary(fixture.WithTag(fixture.Live(), newTag))
 	if err := ensureNamespace(ctx, cs, sts.Namespace); err != nil {
 		return err
+	}
+	// The reviews are about this StatefulSet, stored as in a cluster, so the audit
+	// Reports of its denials have their owner; no controller runs here to act on it.
+	stored := fixture.Live()
+	stored.ResourceVersion, stored.UID, stored.Status = "", "", appsv1.StatefulSetStatus{}
+	if _, err := cs.AppsV1().StatefulSets(stored.Namespace).Create(ctx, stored, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("storing the StatefulSet the reviews are about: %w", err)
 	}
 	for i := range *sts.Spec.Replicas {
 		rev := sts.Status.CurrentRevision

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -59,7 +61,33 @@ type Sink struct {
 	Log    logr.Logger
 	// MaxResults is how many results a Report keeps, newest first.
 	MaxResults int
+	// Now is the clock of the written-keys memo; nil is time.Now.
+	Now func() time.Time
+
+	mu sync.Mutex
+	// written holds, per StatefulSet, the keys its Report held after the sink's last
+	// write or read of it. A rollout retried in a loop (a CD tool re-applying the same
+	// bundled change, a promotion refused until the canary is proven) gives the same
+	// record again and again, and each batch of them cost a read of the StatefulSet and
+	// of its Report only to find every result already there.
+	written    map[types.NamespacedName]writtenKeys
+	lastPruned time.Time
 }
+
+// writtenKeys are a Report's result keys as the sink last saw them.
+type writtenKeys struct {
+	keys map[string]bool
+	seen time.Time
+	// unowned: the StatefulSet did not exist, and keys are the records that found it so.
+	unowned bool
+}
+
+// writtenFor is how long the sink trusts what it last saw of a Report. Within it, a
+// record whose key was in the Report is not written again, even if the Report was
+// deleted, or another replica's writes pushed the result out, since: the record is then
+// still in the log, the metrics and the Event. After it, the next such record reads the
+// Report again.
+const writtenFor = 10 * time.Second
 
 func (*Sink) Name() string { return "openreports" }
 
@@ -80,25 +108,106 @@ func (s *Sink) Write(ctx context.Context, records []audit.Record) error {
 	}
 	var errs []error
 	for _, nn := range order {
-		if err := s.write(ctx, nn, groups[nn]); err != nil {
+		records := s.unwritten(nn, groups[nn])
+		if len(records) == 0 {
+			continue
+		}
+		keys, err := s.write(ctx, nn, records)
+		switch {
+		case errors.Is(err, errNoStatefulSet):
+			s.rememberUnowned(nn, records)
+		case err != nil:
 			errs = append(errs, err)
+		default:
+			s.remember(nn, keys, false)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Sink) write(ctx context.Context, nn types.NamespacedName, records []audit.Record) error {
+func (s *Sink) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// unwritten drops the records whose results the StatefulSet's Report held when the sink
+// last saw it, within writtenFor.
+func (s *Sink) unwritten(nn types.NamespacedName, records []audit.Record) []audit.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.written[nn]
+	if !ok || s.now().Sub(w.seen) >= writtenFor {
+		return records
+	}
+	return slices.DeleteFunc(records, func(r audit.Record) bool { return w.keys[r.Key()] })
+}
+
+// remember keeps a Report's keys after a write, and forgets the Reports not seen within
+// writtenFor, so the memo holds only StatefulSets with recent records.
+func (s *Sink) remember(nn types.NamespacedName, keys map[string]bool, unowned bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.written == nil {
+		s.written = map[types.NamespacedName]writtenKeys{}
+	}
+	if now.Sub(s.lastPruned) >= writtenFor {
+		for k, w := range s.written {
+			if now.Sub(w.seen) >= writtenFor {
+				delete(s.written, k)
+			}
+		}
+		s.lastPruned = now
+	}
+	s.written[nn] = writtenKeys{keys: keys, seen: now, unowned: unowned}
+}
+
+// rememberUnowned adds the records' keys to what the sink remembers of a StatefulSet it
+// found absent: a record with another key (the set created since) reads it again.
+func (s *Sink) rememberUnowned(nn types.NamespacedName, records []audit.Record) {
+	keys := map[string]bool{}
+	s.mu.Lock()
+	if w, ok := s.written[nn]; ok && w.unowned && s.now().Sub(w.seen) < writtenFor {
+		maps.Copy(keys, w.keys)
+	}
+	s.mu.Unlock()
+	for i := range records {
+		keys[records[i].Key()] = true
+	}
+	s.remember(nn, keys, true)
+}
+
+// errNoStatefulSet: the records' StatefulSet does not exist, so no Report can hold them.
+var errNoStatefulSet = errors.New("no StatefulSet to own the Report")
+
+// resultKeys are the keys of a Report's results.
+func resultKeys(rep *reportsv1alpha1.Report) map[string]bool {
+	keys := make(map[string]bool, len(rep.Results))
+	for _, res := range rep.Results {
+		keys[res.Properties[KeyProperty]] = true
+	}
+	return keys
+}
+
+// write puts the records into the StatefulSet's Report and returns the keys it then
+// holds, or errNoStatefulSet.
+func (s *Sink) write(ctx context.Context, nn types.NamespacedName, records []audit.Record) (map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var sts appsv1.StatefulSet
 	if err := s.Client.Get(ctx, nn, &sts); err != nil {
 		if apierrors.IsNotFound(err) {
 			// A refused create, or a set deleted since: no StatefulSet to own a Report.
+			// The records' keys are remembered as dealt with, so a create refused in a
+			// loop does not read the StatefulSet again for each batch.
 			s.Log.V(1).Info("no StatefulSet to hold the audit Report; the records are in the log only", "namespace", nn.Namespace, "name", nn.Name, "records", len(records))
-			return nil
+			return nil, errNoStatefulSet
 		}
-		return fmt.Errorf("reading StatefulSet %s for its audit Report: %w", nn, err)
+		return nil, fmt.Errorf("reading StatefulSet %s for its audit Report: %w", nn, err)
 	}
+	var keys map[string]bool
 	retriable := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
 	err := retry.OnError(retry.DefaultRetry, retriable, func() error {
 		var rep reportsv1alpha1.Report
@@ -107,19 +216,22 @@ func (s *Sink) write(ctx context.Context, nn types.NamespacedName, records []aud
 		case apierrors.IsNotFound(err):
 			rep = NewReport(&sts)
 			Apply(&rep, records, s.MaxResults)
+			keys = resultKeys(&rep)
 			return s.Client.Create(ctx, &rep)
 		case err != nil:
 			return err
 		}
-		if !Apply(&rep, records, s.MaxResults) {
+		changed := Apply(&rep, records, s.MaxResults)
+		keys = resultKeys(&rep)
+		if !changed {
 			return nil
 		}
 		return s.Client.Update(ctx, &rep)
 	})
 	if err != nil {
-		return fmt.Errorf("writing audit Report %s/%s: %w", nn.Namespace, ReportName(nn.Name), err)
+		return nil, fmt.Errorf("writing audit Report %s/%s: %w", nn.Namespace, ReportName(nn.Name), err)
 	}
-	return nil
+	return keys, nil
 }
 
 // NewReport is the empty Report of a StatefulSet, owned by it so it goes with it.
