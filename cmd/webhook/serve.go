@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/pdguard/pdguard/internal/logbuffer"
 	"github.com/pdguard/pdguard/webhook"
 )
 
@@ -60,10 +62,11 @@ func newServeCommand() *cobra.Command {
 		Short: "Serve the admission webhooks and run the canary evidence controller",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(f.logFormat, f.logLevel)
+			log, closeLog, err := newLogger(f.logFormat, f.logLevel, os.Stderr)
 			if err != nil {
 				return badInput(err)
 			}
+			defer closeLog()
 			ctrl.SetLogger(log)
 			klog.SetLogger(log)
 			if err := setGC(); err != nil {
@@ -98,29 +101,40 @@ func newServeCommand() *cobra.Command {
 	return cmd
 }
 
-func newLogger(format, level string) (logr.Logger, error) {
+// newLogger builds serve's logger, writing to out through a logbuffer.Writer: every
+// admission decision logs a line, and a write that waits on stderr's reader would hold up
+// the answer and, behind zap's lock, every other request's line. closeLog writes what is
+// still buffered.
+func newLogger(format, level string, out io.Writer) (log logr.Logger, closeLog func(), err error) {
 	var cfg zap.Config
+	var enc zapcore.Encoder
 	switch format {
 	case "json":
 		cfg = zap.NewProductionConfig()
 		cfg.EncoderConfig.TimeKey = "ts"
 		cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+		enc = zapcore.NewJSONEncoder(cfg.EncoderConfig)
 	case "console":
 		cfg = zap.NewDevelopmentConfig()
+		enc = zapcore.NewConsoleEncoder(cfg.EncoderConfig)
 	default:
-		return logr.Discard(), fmt.Errorf("--log-format must be json or console, got %q", format)
+		return logr.Discard(), func() {}, fmt.Errorf("--log-format must be json or console, got %q", format)
 	}
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return logr.Discard(), fmt.Errorf("--log-level: %w", err)
+		return logr.Discard(), func() {}, fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Sampling = nil
-	z, err := cfg.Build()
+	buffered := logbuffer.New(out, logbuffer.Options{})
+	z, err := cfg.Build(zap.WrapCore(func(zapcore.Core) zapcore.Core {
+		return zapcore.NewCore(enc, buffered, cfg.Level)
+	}))
 	if err != nil {
-		return logr.Discard(), err
+		buffered.Close()
+		return logr.Discard(), func() {}, err
 	}
-	return zapr.NewLogger(z), nil
+	return zapr.NewLogger(z), func() { _ = buffered.Close() }, nil
 }
 
 func serve(cmd *cobra.Command, f *serveFlags, log logr.Logger) error {

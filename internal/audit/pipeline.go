@@ -36,9 +36,11 @@ type Options struct {
 }
 
 // Pipeline is where every audit record goes. The log line and the metrics are written
-// before Record returns: the log is the record of last resort. The slow sinks are fed
-// from one bounded queue by one goroutine, so an admission answer never waits on them
-// and a full queue drops and counts instead of blocking.
+// before Record returns: the log is the record of last resort. (serve's logger hands the
+// line to a logbuffer.Writer, which writes it within 20 ms and never drops one, so a
+// stalled stderr does not hold up the answer.) The slow sinks are fed from one bounded
+// queue by one goroutine, so an admission answer never waits on them and a full queue
+// drops and counts instead of blocking.
 type Pipeline struct {
 	log     logr.Logger
 	metrics *Metrics
@@ -228,7 +230,7 @@ func (p *Pipeline) Shutdown(timeout time.Duration) int {
 type LogSink struct {
 	Log logr.Logger
 	// zap is Log's zap logger when Log is zapr's (serve's): the admission line, written
-	// synchronously on every decision, is then built from typed fields, without logr's
+	// on every decision, is then built from typed fields, without logr's
 	// boxing of each value and zapr's conversion back. The line is the same.
 	zap *zap.Logger
 }
