@@ -29,8 +29,8 @@ import (
 // controller-runtime webhook that allows everything (hack/noopwebhook), case by case,
 // runs interleaved, and prints pdguard's figures as ratios to that baseline.
 
-// Cores the two sides are pinned to when taskset exists: servers on one, this process on
-// the other, so the load generator does not take the server's CPU.
+// Cores the two sides are pinned to when taskset exists: servers on one, this process and
+// the control plane on the other, so neither takes the server's CPU.
 const (
 	serverCPU = "0"
 	clientCPU = "1"
@@ -600,6 +600,15 @@ func (e *benchEnv) startServers(ctx context.Context, env, args []string, connect
 	}
 	if err := e.pin(os.Getpid(), clientCPU); err != nil {
 		return nil, nil, err
+	}
+	// The control plane goes beside the load generator, as in a cluster, where it runs on
+	// other machines: left free, etcd and the apiserver (busy with pdguard's own Reports
+	// and Events, or a controller's resync) land on the server core in whichever
+	// server's turn it is.
+	for name, pid := range e.cp.PIDs() {
+		if err := e.pin(pid, clientCPU); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	if e.pinned {
 		runtime.GOMAXPROCS(1)

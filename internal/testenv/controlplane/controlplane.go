@@ -468,6 +468,20 @@ func (cp *ControlPlane) start(name string, args []string, env []string) (*proces
 	return p, nil
 }
 
+// PIDs gives the process ID of each running component by name, so that a benchmark can
+// keep the control plane off the core it measures.
+func (cp *ControlPlane) PIDs() map[string]int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	pids := make(map[string]int, len(cp.procs))
+	for _, p := range cp.procs {
+		if !p.exited() {
+			pids[p.name] = p.cmd.Process.Pid
+		}
+	}
+	return pids
+}
+
 func (cp *ControlPlane) proc(name string) *process {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()

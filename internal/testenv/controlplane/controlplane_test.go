@@ -73,3 +73,22 @@ func TestRepoRoot(t *testing.T) {
 		t.Errorf("repoRoot() = %s, which is not pdguard's module root", root)
 	}
 }
+
+func TestPIDsLeavesOutExitedComponents(t *testing.T) {
+	dir := t.TempDir()
+	running, err := startProcess("running", "/bin/sleep", []string{"30"}, nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.stop(time.Second)
+	exited, err := startProcess("exited", "/bin/true", nil, nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-exited.done
+	cp := &ControlPlane{procs: []*process{running, exited}}
+	got := cp.PIDs()
+	if len(got) != 1 || got["running"] != running.cmd.Process.Pid {
+		t.Errorf("PIDs() = %v, want only running=%d", got, running.cmd.Process.Pid)
+	}
+}
