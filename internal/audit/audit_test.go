@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pdguard/pdguard/internal/rollout"
 )
@@ -246,8 +247,10 @@ func TestEventSinkNamesObjectsWithoutTheirResourceVersion(t *testing.T) {
 		return Record{Kind: KindVerdict, Verdict: rollout.VerdictInProgress, Message: "pod pd-1: replace-profile InProgress", Object: sts, RelatedPod: pod(rv)}
 	}
 	got := &refs{}
-	if err := (EventSink{Controller: got}).Write(context.Background(), []Record{rec("11"), rec("12")}); err != nil {
-		t.Fatal(err)
+	for _, rv := range []string{"11", "12"} {
+		if err := (EventSink{Controller: got}).Write(context.Background(), []Record{rec(rv)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if len(got.regarding) != 2 {
 		t.Fatalf("%d events, want 2", len(got.regarding))
@@ -283,5 +286,44 @@ func TestRecordKeyFollowsTheGenerationNotTheResourceVersion(t *testing.T) {
 	}
 	if a, b := key(live("10", 3)), key(live("12", 4)); a == b {
 		t.Errorf("a request against a newer spec has the same key %s: want another record", a)
+	}
+}
+
+// A decision repeated within one batch is one Event; a different decision, the same one on
+// another StatefulSet or pod, and the same one in a later batch are each recorded.
+func TestEventSinkRecordsARepeatOncePerBatch(t *testing.T) {
+	sts := func(name string) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ping", Name: name, UID: types.UID(name + "-uid")}}
+	}
+	denial := func(object *appsv1.StatefulSet, reason string) Record {
+		return Record{Kind: KindAdmission, Webhook: "validate", Outcome: Denied, User: "helm", Rules: []string{"partition-gate"}, Reasons: []string{reason}, Object: object}
+	}
+	verdict := func(pod string) Record {
+		return Record{Kind: KindVerdict, Verdict: rollout.VerdictInProgress, Message: "replace-profile InProgress", Object: sts("pd"),
+			RelatedPod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ping", Name: pod, UID: types.UID(pod)}}}
+	}
+	notProven := denial(sts("pd"), "pod pd-2: replace-profile InProgress")
+	batch := []Record{
+		notProven, notProven, notProven,
+		denial(sts("pd"), "pod pd-2: replace-profile Failed"),
+		denial(sts("other"), "pod pd-2: replace-profile InProgress"),
+		verdict("pd-1"), verdict("pd-1"), verdict("pd-2"),
+	}
+	ev := &captured{}
+	sink := EventSink{Admission: ev, Controller: ev}
+	if err := sink.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.notes) != 5 {
+		t.Fatalf("%d Events for 3 distinct denials and 2 distinct verdicts in one batch, want 5:\n%s", len(ev.notes), strings.Join(ev.notes, "\n"))
+	}
+	if !strings.Contains(ev.notes[0], "pd-2: replace-profile InProgress") || !strings.Contains(ev.notes[1], "Failed") {
+		t.Errorf("Events out of the records' order:\n%s", strings.Join(ev.notes, "\n"))
+	}
+	if err := sink.Write(context.Background(), []Record{notProven, notProven}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.notes) != 6 {
+		t.Errorf("%d Events after a second batch repeating one denial, want 6: each batch records it once", len(ev.notes))
 	}
 }

@@ -81,6 +81,12 @@ func EventFor(r *Record) (Event, bool) {
 }
 
 // EventSink writes each record's Event on its StatefulSet.
+//
+// An Event repeated within one batch (the same decision retried in a loop, a CD tool
+// re-applying a refused change) is recorded once: each call costs client-go's recorder two
+// goroutines and copies of the Event on the core that answers admissions, for a series
+// count nobody reads as exact (the log line and the pdguard_admission_decisions_total
+// metric count every decision). A batch holds what queued in one flush, 20 ms.
 type EventSink struct {
 	// Admission writes the webhooks' Events, Controller the evidence controller's, so
 	// each names its reporting controller.
@@ -89,7 +95,19 @@ type EventSink struct {
 
 func (EventSink) Name() string { return "events" }
 
+// series is what client-go's recorder folds into one Event series, and the recorder.
+type series struct {
+	admission          bool
+	regarding, related corev1.ObjectReference
+	eventType, reason  string
+	action             string
+}
+
 func (s EventSink) Write(_ context.Context, records []Record) error {
+	var recorded map[series]bool
+	if len(records) > 1 {
+		recorded = make(map[series]bool, 2)
+	}
 	for i := range records {
 		r := &records[i]
 		if r.Object == nil || r.DryRun {
@@ -99,18 +117,28 @@ func (s EventSink) Write(_ context.Context, records []Record) error {
 		if !ok {
 			continue
 		}
+		admission := r.Kind == KindAdmission
 		rec := s.Controller
-		if r.Kind == KindAdmission {
+		if admission {
 			rec = s.Admission
 		}
 		if rec == nil {
 			continue
 		}
+		regarding := objectRef("apps/v1", "StatefulSet", r.Object.Namespace, r.Object.Name, r.Object.UID)
+		key := series{admission: admission, regarding: *regarding, eventType: e.Type, reason: e.Reason, action: e.Action}
 		var related runtime.Object
 		if r.RelatedPod != nil {
-			related = objectRef("v1", "Pod", r.RelatedPod.Namespace, r.RelatedPod.Name, r.RelatedPod.UID)
+			ref := objectRef("v1", "Pod", r.RelatedPod.Namespace, r.RelatedPod.Name, r.RelatedPod.UID)
+			key.related, related = *ref, ref
 		}
-		rec.Eventf(objectRef("apps/v1", "StatefulSet", r.Object.Namespace, r.Object.Name, r.Object.UID), related, e.Type, e.Reason, e.Action, "%s", e.Note)
+		if recorded != nil {
+			if recorded[key] {
+				continue
+			}
+			recorded[key] = true
+		}
+		rec.Eventf(regarding, related, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
 	return nil
 }
