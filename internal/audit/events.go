@@ -84,9 +84,9 @@ func EventFor(r *Record) (Event, bool) {
 //
 // An Event repeated within one batch (the same decision retried in a loop, a CD tool
 // re-applying a refused change) is recorded once: each call costs client-go's recorder two
-// goroutines and copies of the Event on the core that answers admissions, for a series
-// count nobody reads as exact (the log line and the pdguard_admission_decisions_total
-// metric count every decision). A batch holds what queued in one flush, 20 ms.
+// goroutines and copies of the Event on the core that answers admissions. An Event series
+// then counts batches; the log line and the pdguard_admission_decisions_total metric count
+// every decision. A batch holds what queued in one flush, 20 ms.
 type EventSink struct {
 	// Admission writes the webhooks' Events, Controller the evidence controller's, so
 	// each names its reporting controller.
@@ -95,12 +95,12 @@ type EventSink struct {
 
 func (EventSink) Name() string { return "events" }
 
-// series is what client-go's recorder folds into one Event series, and the recorder.
+// series is what client-go's recorder folds into one Event series; admission tells
+// which of the two recorders writes it.
 type series struct {
-	admission          bool
-	regarding, related corev1.ObjectReference
-	eventType, reason  string
-	action             string
+	admission                 bool
+	regarding, related        corev1.ObjectReference
+	eventType, reason, action string
 }
 
 func (s EventSink) Write(_ context.Context, records []Record) error {
